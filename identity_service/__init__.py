@@ -1,0 +1,1 @@
+"""Identity federation: VNeID and agency providers, platform tokens, machine clients."""

@@ -1,0 +1,1 @@
+"""Identity adapters: database, OIDC client, key store."""

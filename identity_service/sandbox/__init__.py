@@ -1,0 +1,1 @@
+"""Sandbox OIDC provider standing in for VNeID and agency identity providers."""

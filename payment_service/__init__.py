@@ -1,0 +1,1 @@
+"""Fee payments for dossiers through bank and intermediary connectors, VietQR, callbacks, reconciliation."""

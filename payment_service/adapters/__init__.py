@@ -1,0 +1,1 @@
+"""Payment adapters: database, VietQR images, connectors, outbox dispatcher."""

@@ -1,0 +1,1 @@
+"""One connector per bank or intermediary, all behind one interface."""

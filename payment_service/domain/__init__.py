@@ -1,0 +1,1 @@
+"""Payment domain: payments, fee lines, money, the state machine and events; no I/O frameworks."""

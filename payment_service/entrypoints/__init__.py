@@ -1,0 +1,1 @@
+"""Payment entrypoints: gRPC servicer, Flask edge (callbacks, payment page), process main."""

@@ -1,0 +1,1 @@
+"""Counterpart simulators for banks and intermediaries, speaking their real protocols."""

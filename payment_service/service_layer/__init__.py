@@ -1,0 +1,1 @@
+"""Payment use cases: one command in, ports injected."""

@@ -1,0 +1,1 @@
+"""The small runtime the three services share: settings, database, gRPC server, auth, logging, metrics."""

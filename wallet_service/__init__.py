@@ -1,0 +1,1 @@
+"""Citizen e-document wallet: issued results stored once, shared with consent, every access logged."""

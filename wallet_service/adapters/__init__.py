@@ -1,0 +1,1 @@
+"""Wallet adapters: database, S3 object storage, signatures."""

@@ -1,0 +1,1 @@
+"""Wallet domain: documents, types, shares, access log; no I/O frameworks."""

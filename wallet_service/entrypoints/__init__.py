@@ -1,0 +1,1 @@
+"""Wallet entrypoints: gRPC servicer, Flask edge (pages), process main."""

@@ -1,0 +1,1 @@
+"""Wallet use cases: one command in, ports injected."""
