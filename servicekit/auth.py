@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import json
 import threading
@@ -208,10 +209,7 @@ class TokenVerifier:
         self._decoder = jwt.PyJWT(options={"require": list(REQUIRED_CLAIMS), "verify_signature": True})
 
     def verify(self, token: str) -> Principal:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise Unauthenticated("the access token is not a well-formed JWT", reason="MALFORMED_TOKEN") from None
+        header = _unverified_header(token)
         algorithm = header.get("alg")
         if algorithm not in ALLOWED_ALGORITHMS:
             raise Unauthenticated(f"token algorithm {algorithm!r} is not accepted; use one of "
@@ -255,6 +253,18 @@ class TokenVerifier:
             raise Unauthenticated("the access token signature does not verify", reason="BAD_SIGNATURE") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the access token is invalid: {exc}", reason="INVALID_TOKEN") from None
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    """The JOSE header, parsed here so that policy checks (alg, crit, typ) give their own reasons."""
+    try:
+        encoded = token.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise Unauthenticated("the access token is not a well-formed JWT", reason="MALFORMED_TOKEN") from None
+    if not isinstance(header, dict) or token.count(".") != 2:
+        raise Unauthenticated("the access token is not a well-formed JWT", reason="MALFORMED_TOKEN")
+    return header
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

@@ -1,0 +1,85 @@
+"""The JWKS cache refetches on unknown kids at most once per interval and keeps the last good keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from servicekit.auth import JwksCache
+from servicekit.errors import Unauthenticated
+from servicekit.testing import LocalTokenIssuer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingFetch:
+    """A JWKS endpoint whose answer the test controls; counts how often it is asked."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.calls = 0
+        self.fail = False
+
+    def __call__(self) -> dict[str, Any]:
+        self.calls += 1
+        if self.fail:
+            raise ConnectionError("identity is down")
+        return self.document
+
+
+def test_a_flood_of_unknown_kids_fetches_at_most_once_per_interval():
+    issuer = LocalTokenIssuer()
+    fetch = CountingFetch(issuer.jwks())
+    clock = Clock()
+    cache = JwksCache(fetch, refresh_seconds=300, min_refetch_seconds=10, clock=clock)
+    cache.key_for(issuer.kid)
+    for attempt in range(500):
+        with pytest.raises(Unauthenticated):
+            cache.key_for(f"made-up-{attempt}")
+    assert fetch.calls == 1
+    clock.now += 11
+    with pytest.raises(Unauthenticated):
+        cache.key_for("made-up-again")
+    assert fetch.calls == 2
+
+
+def test_a_rotated_key_is_picked_up_on_its_first_use():
+    old, new = LocalTokenIssuer(), LocalTokenIssuer()
+    fetch = CountingFetch(old.jwks())
+    clock = Clock()
+    cache = JwksCache(fetch, refresh_seconds=300, min_refetch_seconds=10, clock=clock)
+    cache.key_for(old.kid)
+    fetch.document = {"keys": old.jwks()["keys"] + new.jwks()["keys"]}
+    clock.now += 10
+    assert cache.key_for(new.kid).key_id == new.kid
+    assert cache.key_for(old.kid).key_id == old.kid
+
+
+def test_last_good_keys_survive_a_failed_refresh():
+    issuer = LocalTokenIssuer()
+    fetch = CountingFetch(issuer.jwks())
+    clock = Clock()
+    cache = JwksCache(fetch, refresh_seconds=60, min_refetch_seconds=10, clock=clock)
+    cache.key_for(issuer.kid)
+    fetch.fail = True
+    clock.now += 61
+    assert cache.key_for(issuer.kid).key_id == issuer.kid
+    assert fetch.calls == 2
+    assert "identity is down" in cache.last_error
+
+
+def test_keys_for_algorithms_outside_the_allow_list_are_ignored():
+    issuer = LocalTokenIssuer()
+    document = issuer.jwks()
+    document["keys"][0]["alg"] = "ES384"
+    document["keys"][0]["crv"] = "P-384"
+    cache = JwksCache(lambda: document, min_refetch_seconds=0)
+    with pytest.raises(Unauthenticated):
+        cache.key_for(issuer.kid)
