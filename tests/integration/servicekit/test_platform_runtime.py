@@ -206,3 +206,15 @@ def test_request_logs_are_json_lines_with_the_request_id(served, capsys):
 
 def test_bare_echo_servicer_returns_its_input():
     assert EchoServicer().Echo(echo_pb2.EchoRequest(message="xin chao"), None).message == "xin chao"
+
+
+def test_the_cli_lists_services_and_calls_an_rpc_from_json(served):
+    from servicekit import cli
+
+    running, _, issuer = served
+    address = f"127.0.0.1:{running.port}"
+    assert "dvc.diagnostics.v1.EchoService" in cli.list_services(address)
+    assert cli.health(address) == "SERVING"
+    token = issuer.mint("001099012345", audience=AUDIENCE)
+    replies = cli.call(address, "dvc.diagnostics.v1.EchoService/Echo", {"message": "xin chao"}, token)
+    assert replies == [{"message": "001099012345:xin chao"}]

@@ -1,0 +1,1 @@
+"""`make bench`: each hot path measured beside the raw limit it is bounded by, in the same run."""
