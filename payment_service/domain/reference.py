@@ -1,0 +1,51 @@
+"""Short ASCII payment references: unambiguous alphabet, a fixed prefix and a Luhn mod-32 check character."""
+
+from __future__ import annotations
+
+import secrets
+
+# Crockford's base-32 alphabet: no I, L, O or U, so a reference read aloud or retyped from a receipt cannot be
+# confused; letters and digits only because bank apps strip punctuation and spaces from transfer notes.
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+PREFIX = "DVC"
+RANDOM_LENGTH = 12  # 60 random bits: collisions are negligible and the unique index catches the rest
+LENGTH = len(PREFIX) + RANDOM_LENGTH + 1
+_INDEX = {character: position for position, character in enumerate(ALPHABET)}
+_BASE = len(ALPHABET)
+
+
+def check_character(body: str) -> str:
+    """The Luhn mod-32 check character of ``body``: catches every single-character error and most swaps."""
+    factor = 2
+    total = 0
+    for character in reversed(body):
+        addend = factor * _INDEX[character]
+        factor = 1 if factor == 2 else 2
+        total += addend // _BASE + addend % _BASE
+    return ALPHABET[(_BASE - total % _BASE) % _BASE]
+
+
+def new_reference() -> str:
+    """A fresh random reference, e.g. ``DVC7K2M9QX4TB1HZ`` (16 characters)."""
+    body = PREFIX + "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_LENGTH))
+    return body + check_character(body)
+
+
+def is_valid(reference: str) -> bool:
+    """True when ``reference`` has our shape and its check character matches."""
+    if len(reference) != LENGTH or not reference.startswith(PREFIX):
+        return False
+    if any(character not in _INDEX for character in reference[len(PREFIX):]):
+        return False
+    return check_character(reference[:-1]) == reference[-1]
+
+
+def find_in_note(note: str) -> tuple[str | None, bool]:
+    """The first valid reference in a bank transfer note, and whether a reference-like token was seen at all
+    (True with None means the note was garbled: the payer or the bank changed a character)."""
+    compact = "".join(note.upper().split())
+    for start in range(len(compact) - LENGTH + 1):
+        candidate = compact[start:start + LENGTH]
+        if candidate.startswith(PREFIX) and is_valid(candidate):
+            return candidate, True
+    return None, PREFIX in compact
