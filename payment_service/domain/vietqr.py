@@ -346,6 +346,8 @@ def parse_payload(text: str) -> VietQr:
     if not isinstance(text, str):
         raise InvalidArgument.single("payload", f"must be text, found {type(text).__name__}")
     text = text.strip()
+    if not text.isprintable():
+        raise InvalidArgument.single("payload", "contains control or unencodable characters")
     collector = ViolationCollector()
     fields = _split_tlv(text, "", collector)
     # A structural fault makes every later check meaningless, so it is reported alone.
