@@ -1,0 +1,1 @@
+"""Deployment artefacts of the platform: container images and Kubernetes manifests."""
