@@ -117,6 +117,8 @@ def check_schema(obj: dict[str, Any]) -> tuple[str, str] | None:
     except kubernetes_validate.ValidationError as error:
         where = ".".join(str(part) for part in error.path) or "(top level)"
         return "schema", f"{where}: {error.message}"
+    except kubernetes_validate.InvalidSchemaError as error:
+        return "schema", f"the bundled schema for {obj.get('kind')} cannot be read: {error.message}"
     except kubernetes_validate.SchemaNotFoundError:
         return "unknown-kind", (f"no Kubernetes {KUBERNETES_VERSION} schema for {obj.get('apiVersion')} "
                                 f"{obj.get('kind')}, and it is not a listed custom resource")
