@@ -1,0 +1,372 @@
+"""The wallet's unit of work and repositories on SQLAlchemy Core (PostgreSQL in production, SQLite for make run)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Insert, RowMapping, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from servicekit.db import SqlUnitOfWork
+from servicekit.errors import Conflict
+from wallet_service.adapters import orm
+from wallet_service.domain.access_log import GENESIS_HASH
+from wallet_service.domain.catalogue import type_from_mapping
+from wallet_service.domain.model import (
+    AccessAction,
+    AccessLogEntry,
+    Blob,
+    Document,
+    DocumentRequest,
+    DocumentType,
+    IssuerKey,
+    RequestStatus,
+    Share,
+    SignatureAlgorithm,
+    StoredStatus,
+    TrustLevel,
+)
+from wallet_service.service_layer import ports
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back without their zone; everything the wallet writes is UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _utc(moment: datetime) -> datetime:
+    aware = _aware(moment)
+    assert aware is not None
+    return aware
+
+
+def _collision() -> Conflict:
+    return Conflict("a concurrent request changed the same record; retry the call", reason="CONCURRENT_CHANGE")
+
+
+class _Repository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    def _execute_insert(self, statement: Insert) -> None:
+        try:
+            self.session.execute(statement)
+        except IntegrityError:
+            raise _collision() from None
+
+    def _for_update(self, query: Any, lock: bool) -> Any:
+        return query.with_for_update() if lock and self.dialect == "postgresql" else query
+
+
+class SqlDocumentTypes(_Repository):
+    def get(self, code: str) -> DocumentType | None:
+        row = self.session.execute(select(orm.document_types.c.definition)
+                                   .where(orm.document_types.c.code == code)).scalar_one_or_none()
+        return type_from_mapping(row) if row is not None else None
+
+    def list(self, offset: int, limit: int) -> list[DocumentType]:
+        rows = self.session.execute(select(orm.document_types.c.definition).order_by(orm.document_types.c.code)
+                                    .offset(offset).limit(limit)).scalars()
+        return [type_from_mapping(row) for row in rows]
+
+    def put(self, document_type: DocumentType) -> None:
+        definition = asdict(document_type)
+        definition["issuing_agency_kinds"] = list(document_type.issuing_agency_kinds)
+        definition["metadata_fields"] = [{**asdict(item), "type": item.type.value}
+                                         for item in document_type.metadata_fields]
+        table = orm.document_types
+        if self.session.execute(select(table.c.code).where(table.c.code == document_type.code)).first():
+            self.session.execute(update(table).where(table.c.code == document_type.code)
+                                 .values(definition=definition))
+        else:
+            self._execute_insert(table.insert().values(code=document_type.code, definition=definition))
+
+
+class SqlIssuerKeys(_Repository):
+    def get(self, key_id: str) -> IssuerKey | None:
+        row = self.session.execute(select(orm.issuer_keys).where(orm.issuer_keys.c.key_id == key_id)).mappings().first()
+        if row is None:
+            return None
+        return IssuerKey(key_id=row["key_id"], agency_code=row["agency_code"], agency_kind=row["agency_kind"],
+                         algorithm=SignatureAlgorithm(row["algorithm"]), public_key_pem=row["public_key_pem"],
+                         registered_at=_utc(row["registered_at"]))
+
+    def add(self, key: IssuerKey) -> None:
+        self._execute_insert(orm.issuer_keys.insert().values(
+            key_id=key.key_id, agency_code=key.agency_code, agency_kind=key.agency_kind,
+            algorithm=key.algorithm.value, public_key_pem=key.public_key_pem, registered_at=key.registered_at))
+
+
+class SqlBlobs(_Repository):
+    def lock(self, sha256: str) -> None:
+        if self.dialect == "postgresql":
+            # A transaction-scoped advisory lock keyed by the hash: it exists before any row does.
+            key = int(sha256[:16], 16) - (1 << 63)
+            self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        # SQLite (make run) serialises writers on the whole database already.
+
+    def get(self, sha256: str) -> Blob | None:
+        row = self.session.execute(select(orm.blobs).where(orm.blobs.c.sha256 == sha256)).mappings().first()
+        if row is None:
+            return None
+        return Blob(sha256=row["sha256"], size=row["size"], content_type=row["content_type"],
+                    created_at=_utc(row["created_at"]))
+
+    def add(self, blob: Blob) -> None:
+        self._execute_insert(orm.blobs.insert().values(sha256=blob.sha256, size=blob.size,
+                                                       content_type=blob.content_type, created_at=blob.created_at))
+
+    def delete(self, sha256: str) -> None:
+        self.session.execute(delete(orm.blobs).where(orm.blobs.c.sha256 == sha256))
+
+    def referenced(self, sha256: str) -> bool:
+        return self.session.execute(select(orm.documents.c.document_id)
+                                    .where(orm.documents.c.content_sha256 == sha256).limit(1)).first() is not None
+
+    def known(self, hashes: list[str]) -> set[str]:
+        if not hashes:
+            return set()
+        return set(self.session.execute(select(orm.blobs.c.sha256)
+                                        .where(orm.blobs.c.sha256.in_(hashes))).scalars())
+
+
+def _document_from_row(row: RowMapping) -> Document:
+    return Document(
+        document_id=row["document_id"], citizen_id=row["citizen_id"], type_code=row["type_code"],
+        trust_level=TrustLevel(row["trust_level"]), metadata=dict(row["metadata"]),
+        content_sha256=row["content_sha256"], content_type=row["content_type"], size_bytes=row["size_bytes"],
+        issued_at=_utc(row["issued_at"]), idempotency_scope=row["idempotency_scope"],
+        idempotency_key=row["idempotency_key"], title=row["title"], issuer_agency=row["issuer_agency"],
+        issuer_key_id=row["issuer_key_id"], signature=bytes(row["signature"]), valid_from=_aware(row["valid_from"]),
+        valid_until=_aware(row["valid_until"]), supersedes_document_id=row["supersedes_document_id"],
+        superseded_by_document_id=row["superseded_by_document_id"],
+        stored_status=StoredStatus(row["stored_status"]), revoked_at=_aware(row["revoked_at"]),
+        revocation_reason=row["revocation_reason"])
+
+
+def _document_values(document: Document) -> dict[str, Any]:
+    values = asdict(document)
+    values["trust_level"] = document.trust_level.value
+    values["stored_status"] = document.stored_status.value
+    return values
+
+
+class SqlDocuments(_Repository):
+    def get(self, document_id: str, *, lock: bool = False) -> Document | None:
+        query = self._for_update(select(orm.documents).where(orm.documents.c.document_id == document_id), lock)
+        row = self.session.execute(query).mappings().first()
+        return _document_from_row(row) if row is not None else None
+
+    def by_idempotency(self, scope: str, key: str) -> Document | None:
+        table = orm.documents
+        row = self.session.execute(select(table).where(table.c.idempotency_scope == scope,
+                                                       table.c.idempotency_key == key)).mappings().first()
+        return _document_from_row(row) if row is not None else None
+
+    def add(self, document: Document) -> None:
+        self._execute_insert(orm.documents.insert().values(**_document_values(document)))
+
+    def update(self, document: Document) -> None:
+        self.session.execute(update(orm.documents).where(orm.documents.c.document_id == document.document_id)
+                             .values(**_document_values(document)))
+
+    def delete(self, document_id: str) -> None:
+        self.session.execute(delete(orm.documents).where(orm.documents.c.document_id == document_id))
+
+    def list(self, *, citizen_id: str = "", issuer_agency: str = "", type_code: str = "",
+             active_at: datetime | None = None, offset: int = 0, limit: int = 50) -> list[Document]:
+        table = orm.documents
+        query = select(table)
+        if citizen_id:
+            query = query.where(table.c.citizen_id == citizen_id)
+        if issuer_agency:
+            query = query.where(table.c.issuer_agency == issuer_agency)
+        if type_code:
+            query = query.where(table.c.type_code == type_code)
+        if active_at is not None:
+            query = query.where(table.c.stored_status == StoredStatus.ACTIVE.value,
+                                or_(table.c.valid_until.is_(None), table.c.valid_until > active_at))
+        query = query.order_by(table.c.issued_at.desc(), table.c.document_id).offset(offset).limit(limit)
+        return [_document_from_row(row) for row in self.session.execute(query).mappings()]
+
+
+def _share_from_row(row: RowMapping) -> Share:
+    return Share(share_id=row["share_id"], citizen_id=row["citizen_id"], agency_code=row["agency_code"],
+                 dossier_code=row["dossier_code"], procedure_code=row["procedure_code"], purpose=row["purpose"],
+                 document_ids=list(row["document_ids"]), type_codes=list(row["type_codes"]),
+                 created_at=_utc(row["created_at"]), expires_at=_utc(row["expires_at"]), max_uses=row["max_uses"],
+                 idempotency_key=row["idempotency_key"], use_count=row["use_count"],
+                 revoked_at=_aware(row["revoked_at"]), request_id=row["request_id"],
+                 redeemed_document_ids=list(row["redeemed_document_ids"]))
+
+
+class SqlShares(_Repository):
+    def get(self, share_id: str, *, lock: bool = False) -> Share | None:
+        query = self._for_update(select(orm.shares).where(orm.shares.c.share_id == share_id), lock)
+        row = self.session.execute(query).mappings().first()
+        return _share_from_row(row) if row is not None else None
+
+    def by_idempotency(self, citizen_id: str, key: str) -> Share | None:
+        table = orm.shares
+        row = self.session.execute(select(table).where(table.c.citizen_id == citizen_id,
+                                                       table.c.idempotency_key == key)).mappings().first()
+        return _share_from_row(row) if row is not None else None
+
+    def add(self, share: Share) -> None:
+        self._execute_insert(orm.shares.insert().values(**asdict(share)))
+
+    def update(self, share: Share) -> None:
+        self.session.execute(update(orm.shares).where(orm.shares.c.share_id == share.share_id)
+                             .values(**asdict(share)))
+
+    def list(self, *, citizen_id: str = "", agency_code: str = "", active_at: datetime | None = None,
+             offset: int = 0, limit: int = 50) -> list[Share]:
+        table = orm.shares
+        query = select(table)
+        if citizen_id:
+            query = query.where(table.c.citizen_id == citizen_id)
+        if agency_code:
+            query = query.where(table.c.agency_code == agency_code)
+        if active_at is not None:
+            query = query.where(table.c.revoked_at.is_(None), table.c.expires_at > active_at,
+                                or_(table.c.max_uses == 0, table.c.use_count < table.c.max_uses))
+        query = query.order_by(table.c.created_at.desc(), table.c.share_id).offset(offset).limit(limit)
+        return [_share_from_row(row) for row in self.session.execute(query).mappings()]
+
+
+def _request_from_row(row: RowMapping) -> DocumentRequest:
+    return DocumentRequest(request_id=row["request_id"], citizen_id=row["citizen_id"],
+                           agency_code=row["agency_code"], requested_by=row["requested_by"],
+                           type_codes=list(row["type_codes"]), dossier_code=row["dossier_code"],
+                           procedure_code=row["procedure_code"], purpose=row["purpose"],
+                           created_at=_utc(row["created_at"]), idempotency_key=row["idempotency_key"],
+                           status=RequestStatus(row["status"]), share_id=row["share_id"],
+                           answered_at=_aware(row["answered_at"]))
+
+
+def _request_values(request: DocumentRequest) -> dict[str, Any]:
+    values = asdict(request)
+    values["status"] = request.status.value
+    return values
+
+
+class SqlRequests(_Repository):
+    def get(self, request_id: str, *, lock: bool = False) -> DocumentRequest | None:
+        query = self._for_update(select(orm.document_requests)
+                                 .where(orm.document_requests.c.request_id == request_id), lock)
+        row = self.session.execute(query).mappings().first()
+        return _request_from_row(row) if row is not None else None
+
+    def by_idempotency(self, agency_code: str, key: str) -> DocumentRequest | None:
+        table = orm.document_requests
+        row = self.session.execute(select(table).where(table.c.agency_code == agency_code,
+                                                       table.c.idempotency_key == key)).mappings().first()
+        return _request_from_row(row) if row is not None else None
+
+    def add(self, request: DocumentRequest) -> None:
+        self._execute_insert(orm.document_requests.insert().values(**_request_values(request)))
+
+    def update(self, request: DocumentRequest) -> None:
+        table = orm.document_requests
+        self.session.execute(update(table).where(table.c.request_id == request.request_id)
+                             .values(**_request_values(request)))
+
+    def list(self, *, citizen_id: str = "", agency_code: str = "", status: RequestStatus | None = None,
+             offset: int = 0, limit: int = 50) -> list[DocumentRequest]:
+        table = orm.document_requests
+        query = select(table)
+        if citizen_id:
+            query = query.where(table.c.citizen_id == citizen_id)
+        if agency_code:
+            query = query.where(table.c.agency_code == agency_code)
+        if status is not None:
+            query = query.where(table.c.status == status.value)
+        query = query.order_by(table.c.created_at.desc(), table.c.request_id).offset(offset).limit(limit)
+        return [_request_from_row(row) for row in self.session.execute(query).mappings()]
+
+
+def _entry_from_row(row: RowMapping) -> AccessLogEntry:
+    return AccessLogEntry(
+        citizen_id=row["citizen_id"], sequence=row["sequence"], action=AccessAction(row["action"]),
+        actor_subject=row["actor_subject"], actor_kind=row["actor_kind"], occurred_at=_utc(row["occurred_at"]),
+        previous_hash=row["previous_hash"], entry_hash=row["entry_hash"], agency_code=row["agency_code"],
+        on_behalf_of=row["on_behalf_of"], relation=row["relation"], document_id=row["document_id"],
+        share_id=row["share_id"], request_id=row["request_id"], dossier_code=row["dossier_code"],
+        procedure_code=row["procedure_code"], detail=row["detail"])
+
+
+class SqlAccessLog(_Repository):
+    def head(self, citizen_id: str, *, lock: bool) -> tuple[int, str]:
+        table = orm.log_heads
+        if lock:
+            insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            self.session.execute(insert(table).values(citizen_id=citizen_id, sequence=0, head_hash=GENESIS_HASH)
+                                 .on_conflict_do_nothing(index_elements=["citizen_id"]))
+        query = self._for_update(select(table.c.sequence, table.c.head_hash)
+                                 .where(table.c.citizen_id == citizen_id), lock)
+        row = self.session.execute(query).first()
+        return (int(row[0]), str(row[1])) if row is not None else (0, GENESIS_HASH)
+
+    def append(self, entry: AccessLogEntry) -> None:
+        values = asdict(entry)
+        values["action"] = entry.action.value
+        self._execute_insert(orm.access_log.insert().values(**values))
+        self.session.execute(update(orm.log_heads).where(orm.log_heads.c.citizen_id == entry.citizen_id)
+                             .values(sequence=entry.sequence, head_hash=entry.entry_hash))
+
+    def list(self, citizen_id: str, *, document_id: str = "", offset: int = 0, limit: int = 100
+             ) -> list[AccessLogEntry]:
+        table = orm.access_log
+        query = select(table).where(table.c.citizen_id == citizen_id)
+        if document_id:
+            query = query.where(table.c.document_id == document_id)
+        query = query.order_by(table.c.sequence.desc()).offset(offset).limit(limit)
+        return [_entry_from_row(row) for row in self.session.execute(query).mappings()]
+
+    def chain(self, citizen_id: str) -> Iterator[AccessLogEntry]:
+        table = orm.access_log
+        query = select(table).where(table.c.citizen_id == citizen_id).order_by(table.c.sequence)
+        for row in self.session.execute(query.execution_options(yield_per=1000)).mappings():
+            yield _entry_from_row(row)
+
+
+class SqlWalletUnitOfWork(SqlUnitOfWork):
+    """One database transaction with every wallet repository bound to it."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        super().__init__(session_factory)
+
+    def __enter__(self) -> SqlWalletUnitOfWork:
+        super().__enter__()
+        self.types: ports.DocumentTypeRepository = SqlDocumentTypes(self.session)
+        self.keys: ports.IssuerKeyRepository = SqlIssuerKeys(self.session)
+        self.blobs: ports.BlobRepository = SqlBlobs(self.session)
+        self.documents: ports.DocumentRepository = SqlDocuments(self.session)
+        self.shares: ports.ShareRepository = SqlShares(self.session)
+        self.requests: ports.RequestRepository = SqlRequests(self.session)
+        self.log: ports.AccessLogRepository = SqlAccessLog(self.session)
+        return self
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except IntegrityError:
+            raise _collision() from None
+
+
+def count_rows(session: Session) -> dict[str, int]:
+    """Rows per wallet table (tests check that a failure leaves nothing half-stored)."""
+    return {table.name: int(session.execute(select(func.count()).select_from(table)).scalar_one())
+            for table in orm.metadata.sorted_tables}
+
