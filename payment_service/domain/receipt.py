@@ -1,0 +1,44 @@
+"""The e-receipt (biên lai điện tử) of a successful payment, as a canonical JSON document."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from payment_service.domain.model import Agency, Payment
+
+RECEIPT_TYPE = "dvc.payment.receipt.v1"
+CONTENT_TYPE = "application/json"
+
+
+def receipt_number(payment: Payment, paid_at: datetime) -> str:
+    """Unique and stable per payment, so a retried issue never makes a second receipt."""
+    return f"BL{paid_at:%Y%m%d}{payment.reference}"
+
+
+def receipt_document(payment: Payment, agency: Agency, issued_at: datetime) -> dict[str, Any]:
+    """Number, agency, payer, fee lines, amount, bank transaction id and time of a paid payment."""
+    paid_at = payment.paid_at or issued_at
+    return {
+        "type": RECEIPT_TYPE,
+        "number": receipt_number(payment, paid_at),
+        "agency": {"code": agency.code, "name": agency.name},
+        "payer": {"name": payment.payer.name, "national_id": payment.payer.national_id},
+        "payment": {"id": payment.id, "reference": payment.reference, "dossier_code": payment.dossier_code,
+                    "procedure_code": payment.procedure_code, "service_code": payment.service_code},
+        "fee_lines": [{"kind": line.kind.value, "code": line.code, "name": line.name, "amount": line.amount}
+                      for line in payment.fee_lines],
+        "amount": payment.amount,
+        "currency": "VND",
+        "beneficiary": {"bank_bin": payment.beneficiary.bank_bin, "account": payment.beneficiary.account},
+        "bank_transaction_id": payment.provider_reference,
+        "connector": payment.connector_code,
+        "paid_at": paid_at.isoformat(),
+        "issued_at": issued_at.isoformat(),
+    }
+
+
+def canonical_json(document: dict[str, Any]) -> bytes:
+    """The exact bytes that are signed: sorted keys, no insignificant whitespace, UTF-8."""
+    return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()

@@ -1,0 +1,78 @@
+"""The payment HTTP edge: cached QR images, channel start for payers, health probes, connector callbacks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, jsonify, redirect, request
+
+from payment_service.service_layer.qr_images import PNG, QrImages
+from payment_service.service_layer.services import PaymentServices
+from servicekit.errors import DomainError, FailedPrecondition, NotFound, Unavailable
+
+log = logging.getLogger("dvc.payments.http")
+
+_STATUS_BY_ERROR = {NotFound: 404, FailedPrecondition: 409, Unavailable: 503}
+
+
+def _error(error: DomainError) -> tuple[Response, int]:
+    status = next((code for kind, code in _STATUS_BY_ERROR.items() if isinstance(error, kind)), 400)
+    return jsonify({"error": error.reason, "message": error.message}), status
+
+
+def create_app(services: PaymentServices, qr_images: QrImages, *, ready: Callable[[], bool] = lambda: True,
+               callbacks: Any = None) -> Flask:
+    """The Flask app; ``callbacks`` is the connectors' blueprint (routes /callbacks/<code>) when available."""
+    app = Flask("payment_service")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        if ready():
+            return jsonify({"status": "ready"}), 200
+        return jsonify({"status": "not ready"}), 503
+
+    @app.get("/pay/<reference>/qr.png")
+    def qr_png(reference: str) -> Any:
+        try:
+            image = qr_images.by_reference(reference)
+        except DomainError as error:
+            return _error(error)
+        response = Response(image.png, mimetype=PNG)
+        # The image of a payment never changes: let browsers and proxies keep it.
+        response.headers["Cache-Control"] = "public, max-age=86400, immutable"
+        return response
+
+    @app.get("/pay/<reference>")
+    def pay(reference: str) -> Any:
+        """Start the chosen channel and send the payer to it; without a channel, a minimal status document
+        (the payer pages are a later issue)."""
+        channel = request.args.get("channel", "")
+        try:
+            if channel:
+                return redirect(services.start_channel(reference, channel), code=302)
+            image = qr_images.by_reference(reference)
+        except DomainError as error:
+            return _error(error)
+        return jsonify({"reference": image.reference, "vietqr_payload": image.payload,
+                        "qr_image": f"/pay/{image.reference}/qr.png"})
+
+    if callbacks is not None:
+        app.register_blueprint(callbacks)  # its routes are /callbacks/<connector code>
+    return app
+
+
+def callbacks_blueprint_or_none(registry: Any, handle_notification: Callable[..., Any],
+                                pull_status: Callable[[str, str], Any]) -> Any:
+    """The connectors' callback blueprint (payment_service.entrypoints.callbacks)."""
+    try:
+        from payment_service.entrypoints.callbacks import callbacks_blueprint
+    except ImportError:
+        log.warning("the connector callback blueprint is missing; /callbacks is not mounted")
+        return None
+    return callbacks_blueprint(registry, handle_notification, pull_status)
