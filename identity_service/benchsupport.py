@@ -1,0 +1,35 @@
+"""What the IntrospectToken benchmark needs: the real service started in this process, and fresh tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from identity_service.bootstrap import handlers_of, start_identity
+from identity_service.config import IdentitySettings
+from identity_service.domain.clients import AUTH_CLIENT_SECRET, Registration
+from identity_service.domain.scopes import ADMIN_SCOPE, AUDIENCE_PAYMENTS
+from identity_service.service_layer.handlers import ClientTokenRequest
+from servicekit.auth import KIND_CLIENT, Principal
+from servicekit.config import PlatformSettings
+
+BENCH_CLIENT_ID = "bench-provincial-system"
+
+
+def start_for_bench(database_url: str) -> tuple[int, Callable[[], str], Callable[[], None]]:
+    """Start identity (gRPC on a free port, migrations applied) on ``database_url``; returns the gRPC port,
+    a function minting a fresh access token through the real client-credentials path, and ``stop``."""
+    settings = IdentitySettings(database_url=database_url, metrics_port=-1, seed_dev_clients=False)
+    running = start_identity(settings, PlatformSettings())
+    handlers = handlers_of(running)
+    admin = Principal(subject="bench-admin", kind=KIND_CLIENT, scopes=frozenset({ADMIN_SCOPE}))
+    registered = handlers.register_client(admin, Registration(
+        BENCH_CLIENT_ID, "benchmark client", "HCM", ("payments.create", "payments.read"), AUTH_CLIENT_SECRET, None),
+        idempotency_key="")
+    request = ClientTokenRequest(client_id=BENCH_CLIENT_ID, audience=AUDIENCE_PAYMENTS,
+                                 client_secret=registered.secret)
+
+    def mint_token() -> str:
+        return handlers.issue_client_token(request).access_token
+
+    assert running.grpc is not None
+    return running.grpc.port, mint_token, running.stop
