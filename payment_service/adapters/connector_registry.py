@@ -10,20 +10,20 @@ from typing import Any
 
 import requests
 
-from payment_service.adapters.circuit_breaker import BreakerConnector, CircuitBreaker, ConnectorHealth
-from payment_service.adapters.connectors.base import Clock, ConfigEntry, ConnectorBase, CredentialError, utc_now
+from payment_service.adapters.circuit_breaker import BreakerConnector, BreakerState, CircuitBreaker, ConnectorHealth
+from payment_service.adapters.connectors.base import Clock, ConfigEntry, CredentialError, utc_now
 from payment_service.adapters.connectors.momo import MomoConnector
 from payment_service.adapters.connectors.nganluong import NganLuongConnector
 from payment_service.adapters.connectors.payoo import PayooConnector
 from payment_service.adapters.connectors.portal_standard import PortalStandardConnector, private_key_pem, public_key_pem
 from payment_service.adapters.connectors.vietqr_transfer import VietQrTransferConnector
 from payment_service.adapters.connectors.vnpay import VnpayConnector
-from payment_service.domain.connector import ConnectorError
+from payment_service.domain.connector import Connector, ConnectorError
 from payment_service.sandbox import catalog
 from servicekit.errors import NotFound
 from servicekit.settings import StartupError
 
-CONNECTOR_TYPES: dict[str, Callable[..., ConnectorBase]] = {
+CONNECTOR_TYPES: dict[str, Callable[..., Connector]] = {
     "vnpay": VnpayConnector,
     "momo": MomoConnector,
     "payoo": PayooConnector,
@@ -82,15 +82,22 @@ class ConnectorRegistry:
             connectors[code] = BreakerConnector(connector, breaker, clock=clock)
         return cls(connectors)
 
-    def get(self, code: str) -> BreakerConnector:
+    def get(self, code: str) -> BreakerConnector | None:
+        """The connector configured as ``code``, or None (the core's ConnectorLookup port)."""
+        return self._connectors.get(code)
+
+    def require(self, code: str) -> BreakerConnector:
         connector = self._connectors.get(code)
         if connector is None:
             raise NotFound(f"no connector {code!r} is configured", reason="CONNECTOR_NOT_FOUND",
                            metadata={"connector": code})
         return connector
 
-    def find(self, code: str) -> BreakerConnector | None:
-        return self._connectors.get(code)
+    def is_available(self, code: str) -> bool:
+        """False while the connector's circuit is open (the core's Availability port); half-open is available,
+        so the next call is the probe."""
+        connector = self._connectors.get(code)
+        return connector is not None and connector.breaker.state is not BreakerState.OPEN
 
     def all(self) -> list[BreakerConnector]:
         return list(self._connectors.values())

@@ -207,6 +207,11 @@ class PortalSigner:
         return content + f"{SIGNATURE_LINE_PREFIX}key-id={self.key_id} signature={signature}\n".encode("ascii")
 
 
+def _refused(code: str, message: str) -> ConnectorError:
+    """A verification failure, with the standard's error code as provider_code."""
+    return ConnectorError(ConnectorErrorKind.BAD_SIGNATURE, message, provider_code=code)
+
+
 @dataclass
 class SignedHeaders:
     key_id: str
@@ -231,22 +236,22 @@ class PortalVerifier:
         nonce = lowered.get(HEADER_NONCE.lower(), "")
         encoded = lowered.get(HEADER_SIGNATURE.lower(), "")
         if not (_KEY_ID.fullmatch(key_id) and _TIMESTAMP.fullmatch(timestamp) and _NONCE.fullmatch(nonce)):
-            raise bad_signature("signature headers are missing or malformed")
+            raise _refused("BAD_SIGNATURE", "signature headers are missing or malformed")
         if key_id != self.key_id:
-            raise bad_signature(f"unknown key id {key_id!r}")
+            raise _refused("UNKNOWN_KEY", f"unknown key id {key_id!r}")
         try:
             signature = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
-            raise bad_signature("signature is not base64") from None
+            raise _refused("BAD_SIGNATURE", "signature is not base64") from None
         return SignedHeaders(key_id, timestamp, nonce, signature)
 
     def _check(self, base: bytes, signed: SignedHeaders, now: float) -> None:
         try:
             self.public_key.verify(signed.signature, base)
         except InvalidSignature:
-            raise bad_signature("signature does not verify") from None
+            raise _refused("BAD_SIGNATURE", "signature does not verify") from None
         if abs(now - int(signed.timestamp)) > self.window_seconds:
-            raise bad_signature(f"timestamp outside the ±{self.window_seconds}s window")
+            raise _refused("STALE_TIMESTAMP", f"timestamp outside the ±{self.window_seconds}s window")
 
     def verify_request(self, method: str, target: str, headers: Mapping[str, str], body: bytes, *,
                        now: float) -> SignedHeaders:
@@ -255,7 +260,7 @@ class PortalVerifier:
                     signed, now)
         # Only validly signed nonces are stored, so forged messages cannot use up or poison the store.
         if not self.nonces.remember(signed.key_id, signed.nonce, now + 2 * self.window_seconds):
-            raise bad_signature("nonce already used (replay)")
+            raise _refused("REPLAYED_NONCE", "nonce already used (replay)")
         return signed
 
     def verify_response(self, status: int, request_nonce: str, headers: Mapping[str, str], body: bytes, *,
@@ -432,9 +437,11 @@ class PortalStandardConnector(ConnectorBase):
         })
         if status not in (200, 201):
             raise self.portal.error("create", status, answer)
-        if answer.get("reference") != order.reference or answer.get("status") != "PENDING":
-            raise protocol_error("create: answer is about another payment or not PENDING")
-        return ConnectorResult(ConnectorStatus.PENDING, provider_reference=str(answer.get("bank_transaction_id", "")),
+        result = STATUSES.get(str(answer.get("status")))
+        if answer.get("reference") != order.reference or result is None:
+            raise protocol_error("create: answer is about another payment or has an unknown status")
+        # A repeated create (same reference) answers the payment's current status, which may be past PENDING.
+        return ConnectorResult(result, provider_reference=str(answer.get("bank_transaction_id", "")),
                                redirect_url=str(answer.get("payment_url", "")))
 
     def query_status(self, reference: str, *, amount: int, created_at: datetime) -> ConnectorResult:
