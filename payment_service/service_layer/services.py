@@ -459,7 +459,6 @@ class PaymentServices:
     def handle_notification(self, connector_code: str, notification: InboundNotification) -> CallbackOutcome:
         """A verified callback: idempotent per notification id, amount-checked, credits matched on the
         reference in the transfer note; unmatched credits go to the review queue."""
-        now = self.clock.now()
         if notification.kind is NotificationKind.REFUND_RESULT:
             log.info("refund result", extra={"connector": connector_code, "reference": notification.reference,
                                              "status": notification.status.value})
@@ -472,13 +471,18 @@ class PaymentServices:
                 return self._review(connector_code, notification, "garbled_reference" if seen
                                     else "missing_reference", CallbackOutcome.ACCEPTED)
             reference = found
+        outcome = self._apply_notification(connector_code, notification, reference, credit)
+        if outcome is CallbackOutcome.UNKNOWN_REFERENCE and credit:
+            # Money arrived for a reference we never issued: a person must find where it belongs.
+            self._review(connector_code, notification, "unknown_reference", outcome)
+        return outcome
+
+    def _apply_notification(self, connector_code: str, notification: InboundNotification, reference: str,
+                            credit: bool) -> CallbackOutcome:
+        now = self.clock.now()
         with self.uow_factory() as uow:
             payment = uow.payments.get_by_reference(reference, lock=True)
             if payment is None:
-                uow.rollback()
-                if credit:
-                    return self._review(connector_code, notification, "unknown_reference",
-                                        CallbackOutcome.UNKNOWN_REFERENCE)
                 return CallbackOutcome.UNKNOWN_REFERENCE
             if notification.notification_id and uow.notifications.seen(connector_code, notification.notification_id):
                 return CallbackOutcome.DUPLICATE

@@ -1,0 +1,272 @@
+"""Pure payment domain: state machine, references, request validation, callback signatures, reconciliation."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import date, datetime, timedelta
+
+import pytest
+from payments_fakes import T0, make_world
+
+from payment_service import callback_signature
+from payment_service.domain import reference
+from payment_service.domain.commands import validate_create
+from payment_service.domain.connector import ConnectorStatus, SettlementLine
+from payment_service.domain.model import (
+    FLAG_OVERPAID,
+    FLAG_REFUND_REQUIRED,
+    BeneficiaryAccount,
+    CreditResult,
+    EventSource,
+    EventType,
+    ExpiryPolicy,
+    FeeKind,
+    FeeLine,
+    Payer,
+    Payment,
+    PaymentStatus,
+)
+from payment_service.domain.reconciliation import LedgerEntry, MatchStatus, reconcile
+from servicekit.errors import FailedPrecondition, InvalidArgument
+
+
+def new_payment(amount: int = 100_000) -> Payment:
+    return Payment.create(
+        id="p1", agency_code="HCM", idempotency_key="k", request_hash="h", reference=reference.new_reference(),
+        dossier_code="HS-1", procedure_code="1.1", service_code="", payer=Payer("A", "079090001234"),
+        fee_lines=[FeeLine(FeeKind.LE_PHI, "LP", "Lệ phí", amount)], amount=amount,
+        beneficiary=BeneficiaryAccount("970405", "1"), description="", expires_at=T0 + timedelta(hours=1),
+        created_at=T0, updated_at=T0)
+
+
+# -- state machine ------------------------------------------------------------------------------------------
+
+def test_a_new_payment_is_created_with_one_event_numbered_1() -> None:
+    payment = new_payment()
+    assert payment.status is PaymentStatus.CREATED
+    assert [(e.sequence, e.type, e.source) for e in payment.new_events] == [(1, EventType.CREATED, EventSource.API)]
+
+
+def test_pending_then_success_records_each_transition_with_its_source_and_sequence() -> None:
+    payment = new_payment()
+    payment.mark_pending("bank_a", EventSource.API, T0)
+    assert payment.record_success(100_000, "bank_a", "TX1", EventSource.CALLBACK, T0) is CreditResult.APPLIED
+    events = payment.take_events()
+    assert [(e.sequence, e.from_status, e.to_status, e.source) for e in events] == [
+        (1, None, PaymentStatus.CREATED, EventSource.API),
+        (2, PaymentStatus.CREATED, PaymentStatus.PENDING, EventSource.API),
+        (3, PaymentStatus.PENDING, PaymentStatus.SUCCEEDED, EventSource.CALLBACK),
+    ]
+    assert payment.paid_amount == 100_000 and payment.provider_reference == "TX1"
+
+
+@pytest.mark.parametrize("closing", ["cancel", "expire", "fail"])
+def test_closed_payments_refuse_further_closing_transitions(closing: str) -> None:
+    payment = new_payment()
+    later = T0 + timedelta(hours=2)
+    {"cancel": lambda: payment.cancel(later, "x"), "expire": lambda: payment.expire(later),
+     "fail": lambda: payment.fail(EventSource.CALLBACK, later)}[closing]()
+    with pytest.raises(FailedPrecondition) as refused:
+        payment.cancel(later, "again")
+    assert refused.value.reason == "ILLEGAL_TRANSITION"
+
+
+def test_a_succeeded_payment_cannot_be_cancelled() -> None:
+    payment = new_payment()
+    payment.record_success(100_000, "bank_a", "TX", EventSource.CALLBACK, T0)
+    with pytest.raises(FailedPrecondition) as refused:
+        payment.cancel(T0, "too late")
+    assert refused.value.metadata == {"from": "succeeded", "to": "cancelled"}
+
+
+def test_expiring_before_the_expiry_time_is_refused() -> None:
+    with pytest.raises(FailedPrecondition):
+        new_payment().expire(T0)
+
+
+def test_a_success_with_another_amount_never_succeeds() -> None:
+    payment = new_payment()
+    assert payment.record_success(99_999, "bank_a", "TX", EventSource.CALLBACK, T0) is CreditResult.AMOUNT_MISMATCH
+    assert payment.status is PaymentStatus.CREATED
+    assert payment.record_success(100_001, "bank_a", "TX", EventSource.CALLBACK, T0) is CreditResult.AMOUNT_MISMATCH
+    assert payment.status is PaymentStatus.CREATED
+
+
+def test_a_second_success_is_a_duplicate_without_event() -> None:
+    payment = new_payment()
+    payment.record_success(100_000, "bank_a", "TX", EventSource.CALLBACK, T0)
+    payment.take_events()
+    assert payment.record_success(100_000, "bank_a", "TX", EventSource.STATUS_QUERY, T0) is CreditResult.DUPLICATE
+    assert payment.new_events == []
+
+
+@pytest.mark.parametrize("closing", ["cancel", "expire"])
+def test_a_success_after_expiry_or_cancellation_is_recorded_and_flagged_for_refund(closing: str) -> None:
+    payment = new_payment()
+    later = T0 + timedelta(hours=2)
+    payment.cancel(later, "x") if closing == "cancel" else payment.expire(later)
+    closed_status = payment.status
+    result = payment.record_success(100_000, "bank_a", "TX9", EventSource.CALLBACK, later)
+    assert result is CreditResult.LATE
+    assert payment.status is closed_status
+    assert FLAG_REFUND_REQUIRED in payment.flags
+    assert payment.paid_amount == 100_000
+    late = payment.new_events[-1]
+    assert late.type is EventType.LATE_SUCCESS and late.data["refund_required"] is True
+    payment.refund(100_000, "r1", later)
+    assert payment.refundable_amount == 0 and FLAG_REFUND_REQUIRED not in payment.flags
+
+
+def test_partial_credits_keep_the_payment_pending_until_the_total_arrives() -> None:
+    payment = new_payment()
+    assert payment.record_credit(40_000, "vietqr", "T1", EventSource.CALLBACK, T0) is CreditResult.PARTIAL
+    assert payment.status is PaymentStatus.PENDING and payment.paid_amount == 40_000
+    assert payment.record_credit(60_000, "vietqr", "T2", EventSource.CALLBACK, T0) is CreditResult.APPLIED
+    assert payment.status is PaymentStatus.SUCCEEDED and payment.paid_amount == 100_000
+    assert FLAG_OVERPAID not in payment.flags
+
+
+def test_an_over_payment_succeeds_and_is_flagged() -> None:
+    payment = new_payment()
+    assert payment.record_credit(120_000, "vietqr", "T1", EventSource.CALLBACK, T0) is CreditResult.APPLIED
+    assert payment.status is PaymentStatus.SUCCEEDED
+    assert FLAG_OVERPAID in payment.flags
+    assert payment.new_events[-1].data["overpaid_by"] == 20_000
+
+
+def test_partial_then_full_refund() -> None:
+    payment = new_payment()
+    payment.record_success(100_000, "bank_a", "TX", EventSource.CALLBACK, T0)
+    payment.refund(30_000, "r1", T0)
+    assert payment.status is PaymentStatus.PARTIALLY_REFUNDED
+    with pytest.raises(InvalidArgument):
+        payment.refund(70_001, "r2", T0)
+    payment.refund(70_000, "r2", T0)
+    assert payment.status is PaymentStatus.REFUNDED and payment.refunded_amount == 100_000
+
+
+def test_an_unpaid_payment_cannot_be_refunded() -> None:
+    with pytest.raises(FailedPrecondition):
+        new_payment().refund(1, "r", T0)
+
+
+# -- references ---------------------------------------------------------------------------------------------
+
+def test_references_are_short_ascii_alphanumeric_and_unambiguous() -> None:
+    made = {reference.new_reference() for _ in range(2000)}
+    assert len(made) == 2000
+    for value in made:
+        assert len(value) <= 25 and value.isascii() and value.isalnum() and value.isupper()
+        assert not set(value[3:]) & set("ILOU")
+        assert reference.is_valid(value)
+
+
+def test_every_single_character_change_is_detected_by_the_check_character() -> None:
+    value = reference.new_reference()
+    for position in range(3, len(value)):
+        for replacement in reference.ALPHABET:
+            if replacement != value[position]:
+                assert not reference.is_valid(value[:position] + replacement + value[position + 1:])
+
+
+def test_references_are_found_in_bank_notes_whatever_the_case_and_spacing() -> None:
+    value = reference.new_reference()
+    spaced = f"{value[:7].lower()} {value[7:]}"
+    assert reference.find_in_note(f"CT tu 0123 NGUYEN VAN A chuyen tien {spaced} le phi") == (value, True)
+    garbled = value[:-1] + ("0" if value[-1] != "0" else "1")
+    assert reference.find_in_note(f"thanh toan {garbled}") == (None, True)
+    assert reference.find_in_note("chuyen tien le phi") == (None, False)
+
+
+# -- validation ---------------------------------------------------------------------------------------------
+
+def _violations(error: InvalidArgument) -> dict[str, str]:
+    return {v.field: v.description for v in error.violations}
+
+
+def test_validation_reports_every_bad_field_at_once() -> None:
+    world = make_world()
+    agency = world.store.agencies["HCM"]
+    command = world.command(dossier_code="", procedure_code="bad code!", payer_national_id="12345",
+                            total_amount=1, beneficiary_account="999")
+    with pytest.raises(InvalidArgument) as raised:
+        validate_create(command, agency, T0, ExpiryPolicy())
+    fields = _violations(raised.value)
+    assert set(fields) == {"dossier_code", "procedure_code", "payer.national_id", "total_amount",
+                           "beneficiary.account"}
+    assert "185000" in fields["total_amount"]
+
+
+def test_expiry_defaults_to_a_day_and_must_be_future_and_bounded() -> None:
+    world = make_world()
+    agency = world.store.agencies["HCM"]
+    assert validate_create(world.command(), agency, T0, ExpiryPolicy()) == T0 + timedelta(hours=24)
+    for bad in (T0 - timedelta(seconds=1), T0 + timedelta(days=31), datetime(2026, 3, 3, 10, 0)):
+        with pytest.raises(InvalidArgument) as raised:
+            validate_create(world.command(expires_at=bad), agency, T0, ExpiryPolicy())
+        assert set(_violations(raised.value)) == {"expires_at"}
+
+
+def test_the_canonical_hash_ignores_the_key_but_not_the_body() -> None:
+    world = make_world()
+    assert world.command("a").canonical_hash() == world.command("b").canonical_hash()
+    assert world.command("a").canonical_hash() != world.command("a", dossier_code="HS-OTHER").canonical_hash()
+
+
+# -- callback signatures ------------------------------------------------------------------------------------
+
+def test_signature_header_is_the_hmac_of_timestamp_dot_body() -> None:
+    body = b'{"event":"payment.succeeded"}'
+    header = callback_signature.sign(body, ["s3cret"], timestamp=1_700_000_000)
+    expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert header == f"t=1700000000,v1={expected}"
+    assert callback_signature.verify(body, header, ["s3cret"], now=1_700_000_100) == 1_700_000_000
+
+
+def test_during_rotation_two_signatures_are_sent_and_either_secret_verifies() -> None:
+    body = b"{}"
+    header = callback_signature.sign(body, ["new", "old"], timestamp=1_700_000_000)
+    assert header.count("v1=") == 2
+    for secret in ("new", "old"):
+        callback_signature.verify(body, header, [secret], now=1_700_000_000)
+
+
+@pytest.mark.parametrize("tamper", ["body", "secret", "old", "garbage"])
+def test_verification_refuses_tampered_stale_or_malformed_callbacks(tamper: str) -> None:
+    body = b'{"a":1}'
+    header = callback_signature.sign(body, ["k"], timestamp=1_700_000_000)
+    now = 1_700_000_000.0
+    arguments = {"body": (b'{"a":2}', header, ["k"], now), "secret": (body, header, ["other"], now),
+                 "old": (body, header, ["k"], now + 301), "garbage": (body, "v1=abc", ["k"], now)}[tamper]
+    with pytest.raises(callback_signature.SignatureError):
+        callback_signature.verify(arguments[0], arguments[1], arguments[2], now=arguments[3])
+
+
+# -- reconciliation -----------------------------------------------------------------------------------------
+
+def test_reconciliation_sorts_every_case_into_its_category() -> None:
+    day = date(2026, 3, 2)
+    def entry(ref: str, status: PaymentStatus, amount: int = 100, paid_on: date | None = day) -> LedgerEntry:
+        return LedgerEntry(f"id-{ref}", "HCM", ref, amount, status, paid_on, amount if paid_on else 0)
+    ledger = {"A": entry("A", PaymentStatus.SUCCEEDED), "B": entry("B", PaymentStatus.SUCCEEDED),
+              "C": entry("C", PaymentStatus.PENDING, paid_on=None),
+              "E": entry("E", PaymentStatus.SUCCEEDED, paid_on=date(2026, 2, 20))}
+    paid = [ledger["A"], ledger["B"], entry("D", PaymentStatus.SUCCEEDED)]
+    lines = [SettlementLine("A", "TA", 100, ConnectorStatus.SUCCEEDED, day),
+             SettlementLine("B", "TB", 90, ConnectorStatus.SUCCEEDED, day),
+             SettlementLine("C", "TC", 100, ConnectorStatus.SUCCEEDED, day),
+             SettlementLine("E", "TE", 100, ConnectorStatus.SUCCEEDED, day),
+             SettlementLine("Z", "TZ", 100, ConnectorStatus.SUCCEEDED, day)]
+    verdicts = {item.reference: item.status for item in reconcile(lines, ledger, paid)}
+    assert verdicts == {"A": MatchStatus.MATCHED, "B": MatchStatus.AMOUNT_MISMATCH, "C": MatchStatus.STATUS_MISMATCH,
+                        "E": MatchStatus.STATUS_MISMATCH, "Z": MatchStatus.MISSING_IN_LEDGER,
+                        "D": MatchStatus.MISSING_AT_BANK}
+
+
+def test_dates_one_day_apart_still_match() -> None:
+    day = date(2026, 3, 2)
+    ledger = {"A": LedgerEntry("1", "HCM", "A", 100, PaymentStatus.SUCCEEDED, day - timedelta(days=1), 100)}
+    [item] = reconcile([SettlementLine("A", "T", 100, ConnectorStatus.SUCCEEDED, day)], ledger, [])
+    assert item.status is MatchStatus.MATCHED
+

@@ -1,0 +1,210 @@
+"""Connector notifications: idempotent, amount-checked, credit notes matched on the reference, review queue."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+from payments_fakes import ADMIN, HCM, World
+
+from payment_service.domain.connector import (
+    CallbackOutcome,
+    ConnectorStatus,
+    InboundNotification,
+    NotificationKind,
+)
+from payment_service.domain.model import EventSource, EventType, PaymentStatus
+from payment_service.domain.reference import new_reference
+from payment_service.service_layer.ports import OutboxKind
+
+
+def result(reference: str, amount: int, status: ConnectorStatus = ConnectorStatus.SUCCEEDED,
+           notification_id: str = "n-1") -> InboundNotification:
+    return InboundNotification(NotificationKind.PAYMENT_RESULT, reference, status, amount, "BANKTX1", notification_id)
+
+
+def credit(note: str, amount: int, notification_id: str = "c-1", reference: str = "") -> InboundNotification:
+    return InboundNotification(NotificationKind.ACCOUNT_CREDITED, reference, ConnectorStatus.SUCCEEDED, amount,
+                               "FT2603020001", notification_id, transfer_note=note)
+
+
+def _callbacks(world: World) -> list[dict[str, object]]:
+    return [json.loads(e.payload) for e in world.outbox(OutboxKind.AGENCY_CALLBACK)]
+
+
+def test_a_success_callback_succeeds_the_payment_and_queues_callback_and_receipt_together(world: World) -> None:
+    payment = world.create()
+    outcome = world.services.handle_notification("bank_a", result(payment.reference, 185_000))
+    assert outcome is CallbackOutcome.ACCEPTED
+    stored = world.stored(payment.id)
+    assert stored.status is PaymentStatus.SUCCEEDED and stored.provider_reference == "BANKTX1"
+    [body] = _callbacks(world)
+    assert body["type"] == "payment.succeeded" and body["sequence"] == 2 and body["source"] == "callback"
+    assert body["payment"]["status"] == "succeeded"  # type: ignore[index]
+    [receipt] = world.outbox(OutboxKind.RECEIPT)
+    assert receipt.event_id == body["event_id"]
+    assert world.notifier.count == 1
+
+
+def test_the_receipt_is_a_signed_document_with_the_payment_facts(world: World) -> None:
+    payment = world.create()
+    world.services.handle_notification("bank_a", result(payment.reference, 185_000))
+    envelope = json.loads(world.store.receipts[payment.id])
+    receipt = envelope["receipt"]
+    assert receipt["payer"] == {"name": "Nguyễn Văn An", "national_id": "079090001234"}
+    assert receipt["amount"] == 185_000 and receipt["bank_transaction_id"] == "BANKTX1"
+    assert [line["amount"] for line in receipt["fee_lines"]] == [135_000, 50_000]
+    assert receipt["agency"]["code"] == "HCM" and receipt["number"].endswith(payment.reference)
+    signed = json.dumps(receipt, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    signature = base64.urlsafe_b64decode(envelope["signature"]["value"] + "==")
+    world.signer.public_key().verify(signature, signed)  # raises InvalidSignature when wrong
+    assert envelope["signature"]["kid"] == "test-receipts"
+
+
+def test_duplicate_callbacks_change_nothing_more(world: World) -> None:
+    payment = world.create()
+    notice = result(payment.reference, 185_000)
+    outcomes = [world.services.handle_notification("bank_a", notice) for _ in range(3)]
+    assert outcomes == [CallbackOutcome.ACCEPTED, CallbackOutcome.DUPLICATE, CallbackOutcome.DUPLICATE]
+    retried_with_new_id = result(payment.reference, 185_000, notification_id="n-2")
+    assert world.services.handle_notification("bank_a", retried_with_new_id) is CallbackOutcome.DUPLICATE
+    assert len(_callbacks(world)) == 1 and len(world.outbox(OutboxKind.RECEIPT)) == 1
+
+
+def test_an_amount_mismatch_never_succeeds_and_is_held_for_review(world: World) -> None:
+    payment = world.create()
+    outcome = world.services.handle_notification("bank_a", result(payment.reference, 18_500))
+    assert outcome is CallbackOutcome.AMOUNT_MISMATCH
+    assert world.stored(payment.id).status is PaymentStatus.CREATED
+    assert [item.reason for item in world.store.reviews] == ["amount_mismatch"]
+    assert world.outbox() == []
+
+
+def test_an_unknown_reference_is_reported_as_such(world: World) -> None:
+    assert world.services.handle_notification("bank_a", result(new_reference(), 1)) \
+        is CallbackOutcome.UNKNOWN_REFERENCE
+    assert world.store.payments == {}
+
+
+def test_a_failure_callback_fails_an_open_payment_only(world: World) -> None:
+    payment = world.create()
+    failed = result(payment.reference, 185_000, ConnectorStatus.FAILED)
+    assert world.services.handle_notification("bank_a", failed) is CallbackOutcome.ACCEPTED
+    assert world.stored(payment.id).status is PaymentStatus.FAILED
+    again = result(payment.reference, 185_000, ConnectorStatus.FAILED, notification_id="n-9")
+    assert world.services.handle_notification("bank_a", again) is CallbackOutcome.DUPLICATE
+
+
+def test_a_callback_from_a_connector_the_agency_does_not_use_is_rejected(world: World) -> None:
+    payment = world.create()
+    world.store.agencies["HCM"].channels = [c for c in world.store.agencies["HCM"].channels
+                                            if c.connector_code != "bank_b"]
+    assert world.services.handle_notification("bank_b", result(payment.reference, 185_000)) \
+        is CallbackOutcome.REJECTED
+    assert world.stored(payment.id).status is PaymentStatus.CREATED
+
+
+def test_a_success_after_cancellation_is_kept_flagged_and_reported(world: World) -> None:
+    payment = world.create()
+    world.services.cancel_payment(HCM, payment.id, "withdrawn")
+    assert world.services.handle_notification("bank_a", result(payment.reference, 185_000)) \
+        is CallbackOutcome.ACCEPTED
+    stored = world.stored(payment.id)
+    assert stored.status is PaymentStatus.CANCELLED and "refund_required" in stored.flags
+    assert [body["type"] for body in _callbacks(world)] == ["payment.cancelled", "payment.late_success"]
+    assert world.outbox(OutboxKind.RECEIPT) == []
+
+
+# -- VietQR credit notices ----------------------------------------------------------------------------------
+
+def test_a_credit_is_matched_on_the_reference_in_the_note_and_the_amount(world: World) -> None:
+    payment = world.create()
+    note = f"NGUYEN VAN AN chuyen tien {payment.reference.lower()} le phi GPLX"
+    assert world.services.handle_notification("vietqr", credit(note, 185_000)) is CallbackOutcome.ACCEPTED
+    stored = world.stored(payment.id)
+    assert stored.status is PaymentStatus.SUCCEEDED and stored.connector_code == "vietqr"
+
+
+def test_a_partial_credit_keeps_the_payment_pending_and_the_rest_completes_it(world: World) -> None:
+    payment = world.create()
+    world.services.handle_notification("vietqr", credit(payment.reference, 100_000, "c-1"))
+    assert world.stored(payment.id).status is PaymentStatus.PENDING
+    assert world.stored(payment.id).paid_amount == 100_000
+    world.services.handle_notification("vietqr", credit(payment.reference, 85_000, "c-2"))
+    assert world.stored(payment.id).status is PaymentStatus.SUCCEEDED
+    types = [body["type"] for body in _callbacks(world)]
+    assert types == ["payment.pending", "payment.partially_paid", "payment.succeeded"]
+
+
+def test_an_over_payment_is_flagged_and_queued_for_review(world: World) -> None:
+    payment = world.create()
+    world.services.handle_notification("vietqr", credit(payment.reference, 200_000))
+    stored = world.stored(payment.id)
+    assert stored.status is PaymentStatus.SUCCEEDED and "overpaid" in stored.flags
+    assert [(i.reason, i.payment_id) for i in world.store.reviews] == [("overpayment", payment.id)]
+
+
+def test_missing_or_garbled_notes_go_to_the_review_queue(world: World) -> None:
+    payment = world.create()
+    garbled = payment.reference[:-1] + ("0" if payment.reference[-1] != "0" else "1")
+    assert world.services.handle_notification("vietqr", credit("CHUYEN TIEN", 185_000, "c-1")) \
+        is CallbackOutcome.ACCEPTED
+    assert world.services.handle_notification("vietqr", credit(f"thanh toan {garbled}", 185_000, "c-2")) \
+        is CallbackOutcome.ACCEPTED
+    assert [item.reason for item in world.store.reviews] == ["missing_reference", "garbled_reference"]
+    assert world.stored(payment.id).status is PaymentStatus.CREATED
+    items, _ = world.services.list_review_items(ADMIN, False, "", 0)
+    assert [item.notification_id for item in items] == ["c-1", "c-2"]
+    assert world.services.handle_notification("vietqr", credit("CHUYEN TIEN", 185_000, "c-1")) \
+        is CallbackOutcome.DUPLICATE
+    assert len(world.store.reviews) == 2
+
+
+def test_a_credit_for_an_unknown_reference_is_held_for_review(world: World) -> None:
+    unknown = new_reference()
+    outcome = world.services.handle_notification("vietqr", credit(f"chuyen tien {unknown}", 5))
+    assert outcome is CallbackOutcome.UNKNOWN_REFERENCE
+    assert [item.reason for item in world.store.reviews] == ["unknown_reference"]
+
+
+# -- status sweep and expiry ---------------------------------------------------------------------------------
+
+def test_the_sweep_resolves_a_lost_callback_by_asking_the_connector(world: World) -> None:
+    payment = world.create()
+    world.services.start_channel(payment.reference, "bank")
+    world.bank.settle(payment.reference, ConnectorStatus.SUCCEEDED)
+    assert world.services.sweep_pending() == 0  # too early: the callback may still come
+    world.clock.advance(minutes=3)
+    assert world.services.sweep_pending() == 1
+    stored = world.stored(payment.id)
+    assert stored.status is PaymentStatus.SUCCEEDED
+    assert world.store.events[-1][1].source is EventSource.STATUS_QUERY
+    world.clock.advance(minutes=3)
+    assert world.services.sweep_pending() == 0
+
+
+def test_the_sweep_leaves_pending_payments_alone_and_skips_open_circuits(world: World) -> None:
+    payment = world.create()
+    world.services.start_channel(payment.reference, "bank")
+    world.clock.advance(minutes=3)
+    world.connectors.down.add("bank_a")
+    assert world.services.sweep_pending() == 0 and "query_status" not in world.bank.calls
+    world.connectors.down.clear()
+    world.clock.advance(minutes=3)
+    assert world.services.sweep_pending() == 0 and "query_status" in world.bank.calls
+    assert world.stored(payment.id).status is PaymentStatus.PENDING
+
+
+def test_expiry_closes_unpaid_payments_once_their_time_has_passed(world: World) -> None:
+    soon = world.create("soon", expires_at=world.clock.now() + timedelta(minutes=10))
+    later = world.create("later", expires_at=world.clock.now() + timedelta(hours=5))
+    paid = world.create("paid", expires_at=world.clock.now() + timedelta(minutes=10))
+    world.services.handle_notification("bank_a", result(paid.reference, 185_000))
+    world.clock.advance(minutes=11)
+    assert world.services.expire_due() == 1
+    assert world.stored(soon.id).status is PaymentStatus.EXPIRED
+    assert world.stored(later.id).status is PaymentStatus.CREATED
+    assert world.store.events[-1][1].type is EventType.EXPIRED
+    assert world.store.events[-1][1].source is EventSource.EXPIRY
+    assert world.services.expire_due() == 0
