@@ -96,10 +96,10 @@ def run_bench(report: Any) -> None:
     """CreatePayment throughput and p99 on PostgreSQL (service in its own process), compared with the bare echo and
     raw PostgreSQL transactions of the same run; then cached QR serving over HTTP."""
     import grpc
+    from dvc.payments.v1 import payments_pb2_grpc
 
     from bench.measure import throughput
     from bench.servers import server_process
-    from dvc.payments.v1 import payments_pb2_grpc
     from servicekit.testing import bearer, fresh_postgres_url
 
     with server_process("payment_service.benchsupport:start_for_bench",

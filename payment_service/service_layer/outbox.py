@@ -6,7 +6,7 @@ import logging
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import Counter, Histogram
 
@@ -81,27 +81,31 @@ class Dispatcher:
             return 0
         outcomes = list(self._pool.map(lambda e: self._deliver(e, agencies.get(e.agency_code)), entries))
         finished = self.clock.now()
+        retries: list[datetime | None] = []
+        for entry, error in zip(entries, outcomes, strict=True):
+            retry_at = finished + self.policy.delay_after(entry.attempts) if error is not None else None
+            # Past the retry window the row is dead-lettered (None) instead of being scheduled again.
+            retries.append(retry_at if retry_at is not None and retry_at <= entry.retry_until else None)
         with self.uow_factory() as uow:
-            for entry, error in zip(entries, outcomes, strict=True):
+            for entry, error, retry_at in zip(entries, outcomes, retries, strict=True):
                 assert entry.id is not None
                 if error is None:
                     uow.outbox.mark_delivered(entry.id, finished)
-                    continue
-                retry_at = finished + self.policy.delay_after(entry.attempts)
-                uow.outbox.mark_failed(entry.id, error[:500], retry_at if retry_at <= entry.retry_until else None)
+                else:
+                    uow.outbox.mark_failed(entry.id, error[:500], retry_at)
             uow.commit()
-        for entry, error in zip(entries, outcomes, strict=True):
+        for entry, error, retry_at in zip(entries, outcomes, retries, strict=True):
             kind = entry.kind.value
             if error is None:
                 DELIVERED.labels(kind).inc()
                 if entry.kind is OutboxKind.AGENCY_CALLBACK:
                     CALLBACK_LAG.observe(max((finished - entry.confirmed_at).total_seconds(), 0.0))
-            else:
-                FAILED_ATTEMPTS.labels(kind).inc()
-                if finished + self.policy.delay_after(entry.attempts) > entry.retry_until:
-                    DEAD_LETTERED.labels(kind).inc()
-                    log.warning("outbox row dead-lettered", extra={"kind": kind, "event_id": entry.event_id,
-                                                                   "error": error})
+                continue
+            FAILED_ATTEMPTS.labels(kind).inc()
+            if retry_at is None:
+                DEAD_LETTERED.labels(kind).inc()
+                log.warning("outbox row dead-lettered", extra={"kind": kind, "event_id": entry.event_id,
+                                                               "error": error})
         return len(entries)
 
     def _deliver(self, entry: OutboxEntry, agency: Agency | None) -> str | None:
@@ -117,13 +121,15 @@ class Dispatcher:
     def _post_callback(self, entry: OutboxEntry, agency: Agency | None) -> str | None:
         if agency is None:
             return f"agency {entry.agency_code} is not registered"
-        active = agency.active_secrets(self.clock.now())
+        now = self.clock.now()
+        active = agency.active_secrets(now)
         if not active:
             return "the agency has no active callback secret"
         body = entry.payload.encode()
         headers = {
             "Content-Type": "application/json",
-            callback_signature.HEADER: callback_signature.sign(body, [s.secret for s in active]),
+            callback_signature.HEADER: callback_signature.sign(body, [s.secret for s in active],
+                                                               timestamp=int(now.timestamp())),
             callback_signature.EVENT_ID_HEADER: entry.event_id,
             "User-Agent": "dvc-payments/1",
         }

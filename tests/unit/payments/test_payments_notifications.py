@@ -150,6 +150,7 @@ def test_missing_or_garbled_notes_go_to_the_review_queue(world: World) -> None:
     garbled = payment.reference[:-1] + ("0" if payment.reference[-1] != "0" else "1")
     assert world.services.handle_notification("vietqr", credit("CHUYEN TIEN", 185_000, "c-1")) \
         is CallbackOutcome.ACCEPTED
+    world.clock.advance(seconds=1)
     assert world.services.handle_notification("vietqr", credit(f"thanh toan {garbled}", 185_000, "c-2")) \
         is CallbackOutcome.ACCEPTED
     assert [item.reason for item in world.store.reviews] == ["missing_reference", "garbled_reference"]
