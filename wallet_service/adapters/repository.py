@@ -309,13 +309,16 @@ def _entry_from_row(row: RowMapping) -> AccessLogEntry:
 class SqlAccessLog(_Repository):
     def head(self, citizen_id: str, *, lock: bool) -> tuple[int, str]:
         table = orm.log_heads
-        if lock:
-            insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-            self.session.execute(insert(table).values(citizen_id=citizen_id, sequence=0, head_hash=GENESIS_HASH)
-                                 .on_conflict_do_nothing(index_elements=["citizen_id"]))
         query = self._for_update(select(table.c.sequence, table.c.head_hash)
                                  .where(table.c.citizen_id == citizen_id), lock)
         row = self.session.execute(query).first()
+        if row is None and lock:
+            # First entry of this wallet: create the head (racing creators both succeed, one as a no-op)
+            # and lock it like any other.
+            insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            self.session.execute(insert(table).values(citizen_id=citizen_id, sequence=0, head_hash=GENESIS_HASH)
+                                 .on_conflict_do_nothing(index_elements=["citizen_id"]))
+            row = self.session.execute(query).first()
         return (int(row[0]), str(row[1])) if row is not None else (0, GENESIS_HASH)
 
     def append(self, entry: AccessLogEntry) -> None:

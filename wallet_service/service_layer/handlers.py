@@ -22,7 +22,13 @@ from servicekit.errors import (
 from wallet_service.domain import catalogue
 from wallet_service.domain.access_log import ChainCheck, LogEvent, next_entry, verify_chain
 from wallet_service.domain.content import MAX_CONTENT_BYTES, ReceivedContent, receive_content
-from wallet_service.domain.manifest import PublicKey, load_public_key, manifest_bytes, signature_verifies
+from wallet_service.domain.manifest import (
+    PublicKey,
+    document_manifest,
+    load_public_key,
+    manifest_bytes,
+    signature_verifies,
+)
 from wallet_service.domain.model import (
     DEFAULT_SHARE_DAYS,
     MAX_PRESIGNED_URL_SECONDS,
@@ -448,8 +454,8 @@ class WalletHandlers:
     @staticmethod
     def _same_request(earlier: Document, again: Document) -> bool:
         if earlier.trust_level is TrustLevel.ISSUED:
-            return (earlier.content_sha256 == again.content_sha256 and earlier.signature == again.signature
-                    and earlier.citizen_id == again.citizen_id)
+            # Same manifest, not same signature bytes: ECDSA signatures differ on every signing.
+            return document_manifest(earlier) == document_manifest(again)
         return (earlier.content_sha256 == again.content_sha256 and earlier.type_code == again.type_code
                 and earlier.title == again.title)
 

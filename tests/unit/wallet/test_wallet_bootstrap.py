@@ -1,0 +1,47 @@
+"""Start-up choices of the wallet: the dev issuer keys, the HTTP probes."""
+
+from __future__ import annotations
+
+import pytest
+
+from servicekit.settings import StartupError
+from wallet_service.bootstrap import WalletSettings, _seeds_dev_keys, dev_issuer_keys
+from wallet_service.domain.manifest import load_public_key, sign, signature_verifies
+from wallet_service.entrypoints.http import create_app
+
+
+def test_dev_keys_are_the_same_in_every_process_and_sign_verifiably():
+    first, second = dev_issuer_keys(), dev_issuer_keys()
+    assert set(first) >= {"STP-HCM", "CA-HCM", "DVC-PAYMENTS"}
+    for code, key in first.items():
+        assert key.public_key_pem == second[code].public_key_pem
+        public_key = load_public_key(key.public_key_pem, key.algorithm)
+        assert signature_verifies(public_key, b"manifest", sign(key.private_key, b"manifest"))
+    assert first["DVC-PAYMENTS"].agency_kind == "FEE_COLLECTOR"
+
+
+def test_dev_keys_are_seeded_in_development_only():
+    assert _seeds_dev_keys(WalletSettings())
+    assert not _seeds_dev_keys(WalletSettings(environment="production"))
+    assert not _seeds_dev_keys(WalletSettings(dev_issuer_keys="false"))
+
+
+def test_asking_for_dev_keys_in_production_stops_start_up_naming_the_setting():
+    with pytest.raises(StartupError) as stopped:
+        _seeds_dev_keys(WalletSettings(environment="production", dev_issuer_keys="true"))
+    assert "WALLET_DEV_ISSUER_KEYS" in str(stopped.value)
+    with pytest.raises(StartupError):
+        _seeds_dev_keys(WalletSettings(dev_issuer_keys="maybe"))
+
+
+def test_probes_report_each_failing_dependency():
+    def broken() -> None:
+        raise ConnectionError("down")
+
+    healthy = create_app({"database": lambda: None}).test_client()
+    assert healthy.get("/healthz").status_code == 200
+    assert healthy.get("/readyz").status_code == 200
+    sick = create_app({"database": lambda: None, "object_storage": broken}).test_client()
+    answer = sick.get("/readyz")
+    assert answer.status_code == 503 and answer.get_json()["failing"] == {"object_storage": "ConnectionError"}
+    assert sick.get("/healthz").status_code == 200
