@@ -228,7 +228,7 @@ class Scrubber:
         # name=value (form), "name": "value" (JSON), name: value (headers) and <name>value</name> (XML).
         return re.compile(
             rf"(?i)(?P<open>(?:[\"']?\b(?:{alternatives})[\"']?\s*[:=]\s*[\"']?)|(?:<(?:{alternatives})>))"
-            r"(?P<value>[^\"'&,\s}<]+)")
+            r"(?P<value>[^\"'&,\s{}\[\]<]+)")
 
     def add_secrets(self, *values: str) -> None:
         # Short values would mask ordinary words; real keys are long. Longest first so no key is half-masked.

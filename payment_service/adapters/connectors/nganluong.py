@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import html
+import threading
+from collections import OrderedDict
 from datetime import date, datetime
 from urllib.parse import urlencode
 from xml.etree.ElementTree import Element
@@ -43,6 +45,7 @@ API_PATH = "/checkout.api.nganluong.post.php"
 VERSION = "3.1"
 OK = "00"
 TOKEN_NOT_FOUND = "81"
+TOKEN_MEMORY = 100_000
 # transaction_status: 00 paid, 01 paid but held by Ngân Lượng, 02 not paid (yet).
 STATUSES = {"00": ConnectorStatus.SUCCEEDED, "01": ConnectorStatus.PENDING, "02": ConnectorStatus.PENDING}
 
@@ -92,6 +95,17 @@ class NganLuongConnector(ConnectorBase):
                             signature_fields=("merchant_password", "token"),
                             account_fields=("card_number", "buyer_mobile", "bank_account"))
         super().__init__(info, config, scrubber, clock=clock, session=session)
+        # Tokens of checkouts this process created, for status queries whose caller does not pass the token
+        # (provider_reference). Bounded, and lost on restart: callers should pass provider_reference.
+        self._tokens: OrderedDict[str, str] = OrderedDict()
+        self._tokens_lock = threading.Lock()
+
+    def _remember(self, reference: str, token: str) -> None:
+        with self._tokens_lock:
+            self._tokens[reference] = token
+            self._tokens.move_to_end(reference)
+            while len(self._tokens) > TOKEN_MEMORY:
+                self._tokens.popitem(last=False)
 
     def _call(self, operation: str, fields: dict[str, str]) -> Element:
         fields = {"version": VERSION, "merchant_id": self.merchant_id,
@@ -115,6 +129,7 @@ class NganLuongConnector(ConnectorBase):
         code = _text(result, "error_code")
         if code != OK or not _text(result, "checkout_url"):
             raise ConnectorError(ConnectorErrorKind.REJECTED, "Ngân Lượng refused the order", provider_code=code)
+        self._remember(order.reference, _text(result, "token"))
         return ConnectorResult(ConnectorStatus.PENDING, provider_reference=_text(result, "token"),
                                redirect_url=_text(result, "checkout_url"), provider_code=code)
 
@@ -131,7 +146,10 @@ class NganLuongConnector(ConnectorBase):
     def query_status(self, reference: str, *, amount: int, created_at: datetime,
                      provider_reference: str = "") -> ConnectorResult:
         """Needs the checkout token returned by ``create`` (``provider_reference``): Ngân Lượng looks
-        transactions up by token only."""
+        transactions up by token only. Without it, the token remembered from this process's ``create`` is used."""
+        if not provider_reference:
+            with self._tokens_lock:
+                provider_reference = self._tokens.get(reference, "")
         if not provider_reference:
             raise ConnectorError(ConnectorErrorKind.REJECTED,
                                  "Ngân Lượng status needs the checkout token (provider_reference from create)")
@@ -175,6 +193,7 @@ class NganLuongConnector(ConnectorBase):
             raise bad_signature(f"Ngân Lượng does not confirm this token (error {code[:8]})")
         reference = _text(detail, "order_code")
         status, paid, transaction_status = self._result(detail)
+        self._remember(reference, token)
         transaction_id = _text(detail, "transaction_id")
         return InboundNotification(
             kind=NotificationKind.PAYMENT_RESULT, reference=reference, status=status, amount=paid,

@@ -319,7 +319,9 @@ class PortalClient:
                                                nonces or MemoryNonceStore(clock=connector.clock), self.window)
         except ValueError:
             config.problems.append(CredentialError("bank_public_key", "is not a PEM-encoded Ed25519 public key"))
-        self.secrets = [private_pem]
+        # The key's base64 body, line by line, so a PEM pasted into any message is masked.
+        self.secrets = [line for line in private_pem.replace("\\n", "\n").splitlines()
+                        if line.strip() and not line.startswith("-----")]
 
     def _now(self) -> float:
         return self.connector.clock().timestamp()
