@@ -17,7 +17,10 @@ import grpc
 import jwt
 import pytest
 import requests
-from conftest import (
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from dvc.identity.v1 import identity_pb2 as pb
+from identity_support import (
     CALLBACK,
     CITIZEN_L2,
     ISSUER,
@@ -30,9 +33,6 @@ from conftest import (
     refused,
     sandbox_authorize,
 )
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from dvc.identity.v1 import identity_pb2 as pb
 
 from identity_service.domain import pkce
 

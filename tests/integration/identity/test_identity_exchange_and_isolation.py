@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import (
+from dvc.identity.v1 import identity_pb2 as pb
+from identity_support import (
     ADMIN_CLIENT,
     CITIZEN_L1,
     CITIZEN_L2,
@@ -22,7 +23,6 @@ from conftest import (
     login,
     refused,
 )
-from dvc.identity.v1 import identity_pb2 as pb
 
 from servicekit import auth
 from servicekit.testing import bearer

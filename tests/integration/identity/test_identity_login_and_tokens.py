@@ -10,7 +10,8 @@ import grpc
 import jwt
 import pytest
 import requests
-from conftest import (
+from dvc.identity.v1 import identity_pb2 as pb
+from identity_support import (
     ADMIN_CLIENT,
     CITIZEN_L1,
     CITIZEN_L2,
@@ -25,7 +26,6 @@ from conftest import (
     login,
     refused,
 )
-from dvc.identity.v1 import identity_pb2 as pb
 
 from servicekit import auth
 from servicekit.errors import Unauthenticated

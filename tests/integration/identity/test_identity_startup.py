@@ -1,0 +1,104 @@
+"""Start-up: production refusals, keys encrypted at rest, a wrong key-encryption key, a bad providers file,
+SQLite for `make run`, and the benchmark starter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+from dvc.identity.v1 import identity_pb2 as pb
+from dvc.identity.v1 import identity_pb2_grpc
+from identity_support import (
+    CITIZEN_L2,
+    PROVINCE_CLIENT,
+    Sandboxes,
+    client_token,
+    login,
+    refused,
+    start_service,
+    stop_service,
+)
+from sqlalchemy import create_engine, text
+
+from identity_service.adapters.crypto import KeyDecryptionError, KeyEncryptor
+from identity_service.benchsupport import start_for_bench
+from identity_service.bootstrap import dev_credentials, start_identity
+from identity_service.config import IdentitySettings
+from servicekit.config import PlatformSettings
+from servicekit.settings import StartupError
+from servicekit.testing import fresh_postgres_url
+
+PRODUCTION_KEK = "production-test-key-encryption-key-0123456789"
+
+
+def test_production_refuses_the_development_key_encryption_key() -> None:
+    settings = IdentitySettings(database_url=fresh_postgres_url("identity"), environment="production",
+                                metrics_port=-1)
+    with pytest.raises(StartupError) as caught:
+        start_identity(settings, PlatformSettings())
+    assert "IDENTITY_KEY_ENCRYPTION_KEY" in str(caught.value)
+
+
+def test_production_seeds_no_demo_clients_and_keys_are_encrypted_at_rest(tmp_path: Path,
+                                                                        sandboxes: Sandboxes) -> None:
+    service = start_service(tmp_path, sandboxes, environment="production", key_encryption_key=PRODUCTION_KEK)
+    try:
+        assert refused(lambda: client_token(service, PROVINCE_CLIENT, "dvc-payments"),
+                       grpc.StatusCode.UNAUTHENTICATED) == "INVALID_CLIENT"
+        assert login(service, CITIZEN_L2).subject == CITIZEN_L2  # people still log in
+        engine = create_engine(service.settings.database_url)
+        with engine.connect() as connection:
+            kid, sealed = connection.execute(text("SELECT kid, private_key_encrypted FROM signing_keys")).first()
+        engine.dispose()
+        assert b"PRIVATE KEY" not in bytes(sealed)
+        assert b"PRIVATE KEY" in KeyEncryptor(PRODUCTION_KEK).decrypt(bytes(sealed), kid)
+        with pytest.raises(KeyDecryptionError):
+            KeyEncryptor("another-key-encryption-key-of-enough-length").decrypt(bytes(sealed), kid)
+    finally:
+        stop_service(service)
+
+
+def test_a_wrong_key_encryption_key_stops_start_up(tmp_path: Path, sandboxes: Sandboxes) -> None:
+    first = start_service(tmp_path, sandboxes, key_encryption_key=PRODUCTION_KEK)
+    url = first.settings.database_url
+    stop_service(first)
+    with pytest.raises(StartupError) as caught:
+        start_service(tmp_path, sandboxes, database_url=url, key_encryption_key="x" * 40)
+    assert "IDENTITY_KEY_ENCRYPTION_KEY" in str(caught.value)
+
+
+def test_a_bad_providers_file_stops_start_up_naming_the_setting(tmp_path: Path) -> None:
+    bad = tmp_path / "providers.yaml"
+    bad.write_text("providers:\n  - id: vneid\n    kind: citizen\n    allowed_algorithms: [none]\n")
+    settings = IdentitySettings(database_url=fresh_postgres_url("identity"), providers_file=str(bad),
+                                metrics_port=-1)
+    with pytest.raises(StartupError) as caught:
+        start_identity(settings, PlatformSettings())
+    assert "IDENTITY_PROVIDERS_FILE" in str(caught.value) and "allowed_algorithms" in str(caught.value)
+
+
+def test_the_service_runs_on_sqlite_for_make_run(tmp_path: Path, sandboxes: Sandboxes) -> None:
+    service = start_service(tmp_path, sandboxes, database_url=f"sqlite:///{tmp_path / 'identity.sqlite3'}")
+    try:
+        done = login(service, CITIZEN_L2)
+        assert done.subject == CITIZEN_L2
+        refreshed = service.stub.RefreshToken(pb.RefreshTokenRequest(refresh_token=done.tokens.refresh_token))
+        assert refreshed.tokens.access_token
+        secret = next(entry["client_secret"] for entry in dev_credentials() if entry["client_id"] == PROVINCE_CLIENT[0])
+        assert client_token(service, (PROVINCE_CLIENT[0], secret), "dvc-payments")
+    finally:
+        stop_service(service)
+
+
+def test_the_bench_starter_serves_introspection_of_minted_tokens() -> None:
+    port, mint, stop = start_for_bench(fresh_postgres_url("identity_bench"))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = identity_pb2_grpc.IdentityServiceStub(channel)
+            tokens = [mint(), mint()]
+            assert tokens[0] != tokens[1]
+            for token in tokens:
+                assert stub.IntrospectToken(pb.IntrospectTokenRequest(token=token), timeout=5).active
+    finally:
+        stop()
