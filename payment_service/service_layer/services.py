@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -23,11 +25,12 @@ from payment_service.domain.connector import (
     ConnectorStatus,
     InboundNotification,
     NotificationKind,
+    PaymentOrder,
 )
 from payment_service.domain.model import (
     FLAG_OVERPAID,
     Agency,
-    BeneficiaryAccount,
+    CallbackSecret,
     CreditResult,
     EventSource,
     EventType,
@@ -39,7 +42,7 @@ from payment_service.domain.model import (
     PaymentEvent,
 )
 from payment_service.domain.receipt import CONTENT_TYPE, canonical_json, receipt_document
-from payment_service.domain.vietqr import payment_qr
+from payment_service.domain.vietqr import payment_qr, to_ascii_note
 from payment_service.service_layer.access import SCOPE_CREATE, SCOPE_READ, Caller
 from payment_service.service_layer.ports import (
     Availability,
@@ -64,6 +67,7 @@ from servicekit.errors import (
     InvalidArgument,
     NotFound,
     Unavailable,
+    ViolationCollector,
 )
 
 log = logging.getLogger("dvc.payments")
@@ -157,7 +161,7 @@ class PaymentServices:
         self.notifier = notifier or NoNotifier()
         self.config = config or ServiceConfig()
         self._new_reference = new_reference
-        self._agency_cache: dict[str, tuple[float, Agency | None]] = {}
+        self._agency_cache: dict[str, tuple[float, Agency]] = {}
         self._cache_lock = threading.Lock()
 
     # -- creating and reading payments ------------------------------------------------------------------
@@ -168,10 +172,15 @@ class PaymentServices:
         if command.agency_code != caller.own_agency():
             raise FailedPrecondition("the command's agency differs from the caller's", reason="AGENCY_MISMATCH")
         request_hash = command.canonical_hash()
+        # The agency (its accounts) is read through a short cache: creating is the hot path, and a change to an
+        # agency's accounts may take AGENCY_CACHE_SECONDS to apply to new payments.
+        agency = self.cached_agency(command.agency_code)
+        if agency is None or not agency.active:
+            raise NotFound(f"agency {command.agency_code!r} is not registered with the payment platform",
+                           reason="UNKNOWN_AGENCY")
         for _attempt in range(3):
             now = self.clock.now()
             with self.uow_factory() as uow:
-                agency = self._agency(uow, command.agency_code, with_secrets=False)
                 try:
                     expires_at = validate_create(command, agency, now, self.config.expiry)
                 except InvalidArgument:
@@ -276,8 +285,8 @@ class PaymentServices:
         return links
 
     def cached_agency(self, code: str) -> Agency | None:
-        """The agency as read at most AGENCY_CACHE_SECONDS ago: for presentation only (channel links), never
-        for decisions, which read it in their own transaction."""
+        """The agency as read at most AGENCY_CACHE_SECONDS ago (channel links, payment creation); only found
+        agencies are cached, so a newly registered one is usable at once."""
         now = time.monotonic()
         with self._cache_lock:
             hit = self._agency_cache.get(code)
@@ -285,9 +294,14 @@ class PaymentServices:
             return hit[1]
         with self.uow_factory() as uow:
             agency = uow.agencies.get(code)
-        with self._cache_lock:
-            self._agency_cache[code] = (now, agency)
+        if agency is not None:
+            with self._cache_lock:
+                self._agency_cache[code] = (now, agency)
         return agency
+
+    def _forget_agency(self, code: str) -> None:
+        with self._cache_lock:
+            self._agency_cache.pop(code, None)
 
     def qr_image_url(self, payment: Payment) -> str:
         return f"{self.config.public_base_url.rstrip('/')}/pay/{payment.reference}/qr.png"
@@ -337,10 +351,7 @@ class PaymentServices:
         raise Unavailable(f"every connector of channel {channel!r} failed: {last_error}",
                           reason="NO_CONNECTOR_AVAILABLE")
 
-    def _order(self, payment: Payment) -> Any:
-        from payment_service.domain.connector import PaymentOrder
-        from payment_service.domain.vietqr import to_ascii_note
-
+    def _order(self, payment: Payment) -> PaymentOrder:
         return PaymentOrder(payment_id=payment.id, reference=payment.reference, amount=payment.amount,
                             description=to_ascii_note(f"{payment.reference} {payment.procedure_code}")[:99],
                             beneficiary_bin=payment.beneficiary.bank_bin,
@@ -426,7 +437,7 @@ class PaymentServices:
         amount = amount or payment.refundable_amount
         refund_id = uuid.uuid4().hex
         # Check the state machine before asking the bank to move money.
-        probe = Payment(**{**payment.__dict__, "new_events": [], "flags": set(payment.flags)})
+        probe = copy.deepcopy(payment)
         probe.refund(amount, refund_id, self.clock.now())
         connector = self.connectors.get(payment.connector_code)
         if connector is None or not connector.info.supports_refund:
@@ -702,6 +713,7 @@ class PaymentServices:
             agency.updated_at = self.clock.now()
             uow.agencies.update(agency)
             uow.commit()
+        self._forget_agency(agency.code)
         return agency
 
     def rotate_callback_secret(self, caller: Caller, code: str, previous_ttl_seconds: int,
@@ -722,6 +734,7 @@ class PaymentServices:
                     uow.agencies.expire_secret(old.secret_id, now + ttl)
             uow.agencies.add_secret(code, fresh)
             uow.commit()
+        self._forget_agency(code)
         return value, fresh.secret_id, now + ttl
 
     def agency(self, caller: Caller, code: str) -> Agency:
@@ -768,17 +781,11 @@ def receipt_from_payload(payload: str) -> SignedReceipt:
                          algorithm=data["algorithm"], key_id=data["key_id"])
 
 
-def _new_secret(value: str, now: datetime) -> Any:
-    from payment_service.domain.model import CallbackSecret
-
+def _new_secret(value: str, now: datetime) -> CallbackSecret:
     return CallbackSecret(secret_id=uuid.uuid4().hex[:16], secret=value, created_at=now)
 
 
 def _validate_agency(agency: Agency) -> None:
-    import re
-
-    from servicekit.errors import ViolationCollector
-
     collector = ViolationCollector()
     if not re.fullmatch(r"[A-Za-z0-9._-]{2,32}", agency.code or ""):
         collector.add("code", "must be 2-32 letters, digits, '.', '_' or '-'")
@@ -800,6 +807,3 @@ def _validate_agency(agency: Agency) -> None:
             collector.add(f"channels[{index}].priority", "must be 1 or more")
     collector.raise_if_any("the agency has invalid fields")
 
-
-def beneficiary(bank_bin: str, account: str, name: str = "") -> BeneficiaryAccount:
-    return BeneficiaryAccount(bank_bin, account, name)
