@@ -15,9 +15,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from dvc.wallet.v1 import wallet_pb2 as pb
 from dvc.wallet.v1 import wallet_pb2_grpc
 
+from servicekit.s3 import make_client
 from servicekit.testing import LocalTokenIssuer, bearer
+from wallet_service.adapters.object_storage import MinioObjectStorage
 from wallet_service.bootstrap import DevIssuerKey, dev_issuer_keys
+from wallet_service.domain.content import receive_content
 from wallet_service.domain.manifest import manifest_bytes, sign
+from wallet_service.domain.model import content_key
 
 AUDIENCE = "dvc-wallet"
 ISSUING_AGENCY = "DVC-PAYMENTS"
@@ -57,8 +61,9 @@ def _serve(database_url: str, s3_endpoint: str, access_key: str, secret_key: str
 class WalletBench:
     """A running wallet and the calls a benchmark measures; every method is safe from many threads."""
 
-    def __init__(self, grpc_port: int, seed: str, stop: Callable[[], None]) -> None:
+    def __init__(self, grpc_port: int, seed: str, stop: Callable[[], None], storage: MinioObjectStorage) -> None:
         self.grpc_port = grpc_port
+        self._storage = storage
         self.info = {"grpc_port": grpc_port}
         self._stop = stop
         tokens = bench_token_issuer(seed)
@@ -143,6 +148,20 @@ class WalletBench:
 
         return redeem
 
+    def document_put_fn(self) -> Callable[[bytes], str]:
+        """``put(content)``: the wallet's own storage path for a document's bytes (checked, typed from the bytes,
+        hashed, stored under ``sha256/<hex>`` through the same S3 adapter), to set beside a raw put_object."""
+
+        def put(content: bytes) -> str:
+            received = receive_content([content])
+            try:
+                self._storage.put(content_key(received.sha256), received.body, received.size, received.content_type)
+            finally:
+                received.close()
+            return received.sha256
+
+        return put
+
     def stop(self) -> None:
         self._channel.close()
         self._stop()
@@ -177,5 +196,6 @@ def start_for_bench(database_url: str, s3_endpoint: str, access: str, secret: st
         if process.is_alive():
             process.kill()
 
-    return WalletBench(port, seed, stop)
+    storage = MinioObjectStorage(make_client(s3_endpoint, access, secret), bucket)
+    return WalletBench(port, seed, stop, storage)
 

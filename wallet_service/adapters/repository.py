@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Insert, RowMapping, delete, func, or_, select, text, update
+from sqlalchemy import Insert, RowMapping, Select, Table, Update, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,6 +47,43 @@ def _utc(moment: datetime) -> datetime:
     return aware
 
 
+def _fields(item: Any) -> dict[str, Any]:
+    """A dataclass's fields, shallow (asdict deep-copies every value, which the hot paths do not need)."""
+    return {spec.name: getattr(item, spec.name) for spec in fields(item)}
+
+
+# Statements built once: building them per call costs more CPU than executing them (psycopg prepares
+# the SQL after a few runs), and issuing and redeeming run them thousands of times a second.
+_SELECTS: dict[tuple[str, str, bool], Select[Any]] = {}
+_UPDATES: dict[str, Update] = {}
+_INSERTS: dict[str, Insert] = {}
+
+
+def _select_by(table: Table, column: str, lock: bool) -> Select[Any]:
+    key = (table.name, column, lock)
+    statement = _SELECTS.get(key)
+    if statement is None:
+        statement = select(table).where(table.c[column] == bindparam("match"))
+        if lock:
+            statement = statement.with_for_update()
+        _SELECTS[key] = statement
+    return statement
+
+
+def _update_by(table: Table, column: str) -> Update:
+    statement = _UPDATES.get(table.name)
+    if statement is None:
+        statement = _UPDATES[table.name] = update(table).where(table.c[column] == bindparam("match"))
+    return statement
+
+
+def _insert_into(table: Table) -> Insert:
+    statement = _INSERTS.get(table.name)
+    if statement is None:
+        statement = _INSERTS[table.name] = table.insert()
+    return statement
+
+
 def _collision() -> Conflict:
     return Conflict("a concurrent request changed the same record; retry the call", reason="CONCURRENT_CHANGE")
 
@@ -54,19 +91,27 @@ def _collision() -> Conflict:
 class _Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._dialect = ""
 
     @property
     def dialect(self) -> str:
-        return self.session.get_bind().dialect.name
+        if not self._dialect:
+            self._dialect = self.session.get_bind().dialect.name
+        return self._dialect
 
-    def _execute_insert(self, statement: Insert) -> None:
+    def _insert(self, table: Table, values: dict[str, Any]) -> None:
         try:
-            self.session.execute(statement)
+            self.session.execute(_insert_into(table), values)
         except IntegrityError:
             raise _collision() from None
 
-    def _for_update(self, query: Any, lock: bool) -> Any:
-        return query.with_for_update() if lock and self.dialect == "postgresql" else query
+    def _update(self, table: Table, column: str, values: dict[str, Any]) -> None:
+        self.session.execute(_update_by(table, column), {**values, "match": values[column]})
+
+    def _row(self, table: Table, column: str, value: str, lock: bool = False) -> RowMapping | None:
+        # SQLite (make run) has no row locks; its writers are serialised on the whole database.
+        statement = _select_by(table, column, lock and self.dialect == "postgresql")
+        return self.session.execute(statement, {"match": value}).mappings().first()
 
 
 class SqlDocumentTypes(_Repository):
@@ -90,12 +135,12 @@ class SqlDocumentTypes(_Repository):
             self.session.execute(update(table).where(table.c.code == document_type.code)
                                  .values(definition=definition))
         else:
-            self._execute_insert(table.insert().values(code=document_type.code, definition=definition))
+            self._insert(table, {"code": document_type.code, "definition": definition})
 
 
 class SqlIssuerKeys(_Repository):
     def get(self, key_id: str) -> IssuerKey | None:
-        row = self.session.execute(select(orm.issuer_keys).where(orm.issuer_keys.c.key_id == key_id)).mappings().first()
+        row = self._row(orm.issuer_keys, "key_id", key_id)
         if row is None:
             return None
         return IssuerKey(key_id=row["key_id"], agency_code=row["agency_code"], agency_kind=row["agency_kind"],
@@ -103,9 +148,7 @@ class SqlIssuerKeys(_Repository):
                          registered_at=_utc(row["registered_at"]))
 
     def add(self, key: IssuerKey) -> None:
-        self._execute_insert(orm.issuer_keys.insert().values(
-            key_id=key.key_id, agency_code=key.agency_code, agency_kind=key.agency_kind,
-            algorithm=key.algorithm.value, public_key_pem=key.public_key_pem, registered_at=key.registered_at))
+        self._insert(orm.issuer_keys, {**_fields(key), "algorithm": key.algorithm.value})
 
 
 class SqlBlobs(_Repository):
@@ -117,15 +160,14 @@ class SqlBlobs(_Repository):
         # SQLite (make run) serialises writers on the whole database already.
 
     def get(self, sha256: str) -> Blob | None:
-        row = self.session.execute(select(orm.blobs).where(orm.blobs.c.sha256 == sha256)).mappings().first()
+        row = self._row(orm.blobs, "sha256", sha256)
         if row is None:
             return None
         return Blob(sha256=row["sha256"], size=row["size"], content_type=row["content_type"],
                     created_at=_utc(row["created_at"]))
 
     def add(self, blob: Blob) -> None:
-        self._execute_insert(orm.blobs.insert().values(sha256=blob.sha256, size=blob.size,
-                                                       content_type=blob.content_type, created_at=blob.created_at))
+        self._insert(orm.blobs, _fields(blob))
 
     def delete(self, sha256: str) -> None:
         self.session.execute(delete(orm.blobs).where(orm.blobs.c.sha256 == sha256))
@@ -156,7 +198,7 @@ def _document_from_row(row: RowMapping) -> Document:
 
 
 def _document_values(document: Document) -> dict[str, Any]:
-    values = asdict(document)
+    values = _fields(document)
     values["trust_level"] = document.trust_level.value
     values["stored_status"] = document.stored_status.value
     return values
@@ -164,8 +206,7 @@ def _document_values(document: Document) -> dict[str, Any]:
 
 class SqlDocuments(_Repository):
     def get(self, document_id: str, *, lock: bool = False) -> Document | None:
-        query = self._for_update(select(orm.documents).where(orm.documents.c.document_id == document_id), lock)
-        row = self.session.execute(query).mappings().first()
+        row = self._row(orm.documents, "document_id", document_id, lock)
         return _document_from_row(row) if row is not None else None
 
     def by_idempotency(self, scope: str, key: str) -> Document | None:
@@ -175,11 +216,10 @@ class SqlDocuments(_Repository):
         return _document_from_row(row) if row is not None else None
 
     def add(self, document: Document) -> None:
-        self._execute_insert(orm.documents.insert().values(**_document_values(document)))
+        self._insert(orm.documents, _document_values(document))
 
     def update(self, document: Document) -> None:
-        self.session.execute(update(orm.documents).where(orm.documents.c.document_id == document.document_id)
-                             .values(**_document_values(document)))
+        self._update(orm.documents, "document_id", _document_values(document))
 
     def delete(self, document_id: str) -> None:
         self.session.execute(delete(orm.documents).where(orm.documents.c.document_id == document_id))
@@ -213,8 +253,7 @@ def _share_from_row(row: RowMapping) -> Share:
 
 class SqlShares(_Repository):
     def get(self, share_id: str, *, lock: bool = False) -> Share | None:
-        query = self._for_update(select(orm.shares).where(orm.shares.c.share_id == share_id), lock)
-        row = self.session.execute(query).mappings().first()
+        row = self._row(orm.shares, "share_id", share_id, lock)
         return _share_from_row(row) if row is not None else None
 
     def by_idempotency(self, citizen_id: str, key: str) -> Share | None:
@@ -224,11 +263,10 @@ class SqlShares(_Repository):
         return _share_from_row(row) if row is not None else None
 
     def add(self, share: Share) -> None:
-        self._execute_insert(orm.shares.insert().values(**asdict(share)))
+        self._insert(orm.shares, _fields(share))
 
     def update(self, share: Share) -> None:
-        self.session.execute(update(orm.shares).where(orm.shares.c.share_id == share.share_id)
-                             .values(**asdict(share)))
+        self._update(orm.shares, "share_id", _fields(share))
 
     def list(self, *, citizen_id: str = "", agency_code: str = "", active_at: datetime | None = None,
              offset: int = 0, limit: int = 50) -> list[Share]:
@@ -256,16 +294,14 @@ def _request_from_row(row: RowMapping) -> DocumentRequest:
 
 
 def _request_values(request: DocumentRequest) -> dict[str, Any]:
-    values = asdict(request)
+    values = _fields(request)
     values["status"] = request.status.value
     return values
 
 
 class SqlRequests(_Repository):
     def get(self, request_id: str, *, lock: bool = False) -> DocumentRequest | None:
-        query = self._for_update(select(orm.document_requests)
-                                 .where(orm.document_requests.c.request_id == request_id), lock)
-        row = self.session.execute(query).mappings().first()
+        row = self._row(orm.document_requests, "request_id", request_id, lock)
         return _request_from_row(row) if row is not None else None
 
     def by_idempotency(self, agency_code: str, key: str) -> DocumentRequest | None:
@@ -275,12 +311,10 @@ class SqlRequests(_Repository):
         return _request_from_row(row) if row is not None else None
 
     def add(self, request: DocumentRequest) -> None:
-        self._execute_insert(orm.document_requests.insert().values(**_request_values(request)))
+        self._insert(orm.document_requests, _request_values(request))
 
     def update(self, request: DocumentRequest) -> None:
-        table = orm.document_requests
-        self.session.execute(update(table).where(table.c.request_id == request.request_id)
-                             .values(**_request_values(request)))
+        self._update(orm.document_requests, "request_id", _request_values(request))
 
     def list(self, *, citizen_id: str = "", agency_code: str = "", status: RequestStatus | None = None,
              offset: int = 0, limit: int = 50) -> list[DocumentRequest]:
@@ -309,24 +343,22 @@ def _entry_from_row(row: RowMapping) -> AccessLogEntry:
 class SqlAccessLog(_Repository):
     def head(self, citizen_id: str, *, lock: bool) -> tuple[int, str]:
         table = orm.log_heads
-        query = self._for_update(select(table.c.sequence, table.c.head_hash)
-                                 .where(table.c.citizen_id == citizen_id), lock)
-        row = self.session.execute(query).first()
+        row = self._row(table, "citizen_id", citizen_id, lock)
         if row is None and lock:
             # First entry of this wallet: create the head (racing creators both succeed, one as a no-op)
             # and lock it like any other.
             insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
             self.session.execute(insert(table).values(citizen_id=citizen_id, sequence=0, head_hash=GENESIS_HASH)
                                  .on_conflict_do_nothing(index_elements=["citizen_id"]))
-            row = self.session.execute(query).first()
-        return (int(row[0]), str(row[1])) if row is not None else (0, GENESIS_HASH)
+            row = self._row(table, "citizen_id", citizen_id, lock)
+        return (int(row["sequence"]), str(row["head_hash"])) if row is not None else (0, GENESIS_HASH)
 
     def append(self, entry: AccessLogEntry) -> None:
-        values = asdict(entry)
+        values = _fields(entry)
         values["action"] = entry.action.value
-        self._execute_insert(orm.access_log.insert().values(**values))
-        self.session.execute(update(orm.log_heads).where(orm.log_heads.c.citizen_id == entry.citizen_id)
-                             .values(sequence=entry.sequence, head_hash=entry.entry_hash))
+        self._insert(orm.access_log, values)
+        self._update(orm.log_heads, "citizen_id", {"citizen_id": entry.citizen_id, "sequence": entry.sequence,
+                                                   "head_hash": entry.entry_hash})
 
     def list(self, citizen_id: str, *, document_id: str = "", offset: int = 0, limit: int = 100
              ) -> list[AccessLogEntry]:

@@ -316,9 +316,12 @@ class WalletHandlers:
             problems.add("metadata.signature", "the issuer's signature over the manifest is required")
         if command.content_sha256 and not re.fullmatch(r"[0-9a-f]{64}", command.content_sha256):
             problems.add("metadata.content_sha256", "must be 64 lowercase hex digits")
-        with self._uow() as uow:
-            document_type = self._document_type(uow, command.type_code)
-            key = self._issuer_key(uow, command.issuer_key_id)
+        document_type = self._types.get(command.type_code)
+        key = self._keys.get(command.issuer_key_id)
+        if document_type is None or key is None:
+            with self._uow() as uow:
+                document_type = self._document_type(uow, command.type_code)
+                key = self._issuer_key(uow, command.issuer_key_id)
         if document_type is None:
             problems.add("metadata.type_code", f"unknown document type {command.type_code!r}; see ListDocumentTypes")
         else:
@@ -557,8 +560,10 @@ class WalletHandlers:
             content = self._storage.get(content_key(document.content_sha256), document.size_bytes)
         public_key = None
         if document.trust_level is TrustLevel.ISSUED:
-            with self._uow() as uow:
-                key = self._issuer_key(uow, document.issuer_key_id)
+            key = self._keys.get(document.issuer_key_id)
+            if key is None:
+                with self._uow() as uow:
+                    key = self._issuer_key(uow, document.issuer_key_id)
             public_key = key[1] if key else None
         verification = verify_document(document, public_key=public_key, content=content,
                                        content_checked=read_content, now=self._clock())
