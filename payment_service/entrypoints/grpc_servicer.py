@@ -261,10 +261,12 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
                            ) -> pb.GetConnectorHealthResponse:
         caller().require(SCOPE_READ)
         return pb.GetConnectorHealthResponse(connectors=[
-            pb.ConnectorHealth(code=info.code, display_name=info.display_name, channel=info.channel,
-                               available=available, supports_refund=info.supports_refund,
-                               push_notifications=info.push_notifications)
-            for info, available in self.services.connector_health()])
+            pb.ConnectorHealth(code=view.info.code, display_name=view.info.display_name, channel=view.info.channel,
+                               available=view.available, supports_refund=view.info.supports_refund,
+                               push_notifications=view.info.push_notifications, breaker_state=view.breaker_state,
+                               consecutive_failures=view.consecutive_failures,
+                               last_error_kind=view.last_error_kind, last_success_at=ts(view.last_success_at))
+            for view in self.services.connector_health()])
 
     def ImportSettlementFile(self, request: pb.ImportSettlementFileRequest, context: grpc.ServicerContext,
                              ) -> pb.ImportSettlementFileResponse:

@@ -21,6 +21,7 @@ from payment_service.domain.commands import CreatePayment, validate_create
 from payment_service.domain.connector import (
     CallbackOutcome,
     ConnectorError,
+    ConnectorInfo,
     ConnectorResult,
     ConnectorStatus,
     InboundNotification,
@@ -144,6 +145,18 @@ def callback_body(payment: Payment, event: PaymentEvent) -> str:
         "previous_status": event.from_status.value if event.from_status else None,
         "data": event.data,
     }, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ConnectorHealthView:
+    """One connector as GetConnectorHealth shows it."""
+
+    info: ConnectorInfo
+    available: bool
+    breaker_state: str = ""
+    consecutive_failures: int = 0
+    last_error_kind: str = ""
+    last_success_at: datetime | None = None
 
 
 class PaymentServices:
@@ -756,14 +769,23 @@ class PaymentServices:
         items = items[:limit]
         return items, encode_token([items[-1].created_at.isoformat(), items[-1].id]) if more else ""
 
-    def connector_health(self) -> list[tuple[Any, bool]]:
-        """Each configured connector's static facts and whether its circuit lets calls through."""
-        health = []
+    def connector_health(self) -> list[ConnectorHealthView]:
+        """Each configured connector's static facts, whether its circuit lets calls through, and the breaker's
+        counters when the registry keeps them."""
+        breakers = {h.code: h for h in getattr(self.connectors, "health", lambda: [])()}
+        views = []
         for code in self.connectors.codes():
             connector = self.connectors.get(code)
-            if connector is not None:
-                health.append((connector.info, self.availability.is_available(code)))
-        return health
+            if connector is None:
+                continue
+            health = breakers.get(code)
+            views.append(ConnectorHealthView(
+                connector.info, self.availability.is_available(code),
+                str(getattr(getattr(health, "state", None), "value", "")) if health else "",
+                int(getattr(health, "consecutive_failures", 0)) if health else 0,
+                str(getattr(health, "last_error_kind", "")) if health else "",
+                getattr(health, "last_success_at", None) if health else None))
+        return views
 
 
 def _receipt_payload(receipt: SignedReceipt) -> str:

@@ -10,6 +10,7 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
 import sqlalchemy as sa
@@ -212,3 +213,21 @@ def test_jobs_and_dispatchers_on_two_replicas_never_double_process(receiver: Rec
             instance.channel.close()
             instance.running.stop(grace_seconds=0.5)
 
+
+
+def test_the_zero_configuration_sqlite_database_migrates_and_serves(receiver: Receiver, tmp_path: Path) -> None:
+    """`make run` uses SQLite: the same migrations, jobs and dispatcher work there (single process)."""
+    local = start_platform(f"sqlite:///{tmp_path / 'payment.sqlite3'}", receiver)
+    try:
+        payment = local.stub.CreatePayment(create_request("sqlite-1"), metadata=local.token()).payment
+        local.stub.CancelPayment(pb.CancelPaymentRequest(payment_id=payment.id), metadata=local.token())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and payment.id not in {
+                d["body"]["payment"]["id"] for d in list(receiver.deliveries)}:
+            time.sleep(0.02)
+        assert payment.id in {d["body"]["payment"]["id"] for d in list(receiver.deliveries)}
+        listed = local.stub.ListEvents(pb.ListEventsRequest(payment_id=payment.id), metadata=local.token())
+        assert [(e.type, e.sequence) for e in listed.events] == [("payment.created", 1), ("payment.cancelled", 2)]
+    finally:
+        local.channel.close()
+        local.running.stop(grace_seconds=0.5)

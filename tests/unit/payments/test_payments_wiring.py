@@ -1,0 +1,59 @@
+"""Wiring: connector configuration, production start-up checks, connector health from the circuit breakers."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from payments_fakes import World
+
+from payment_service.adapters.connector_registry import ConnectorRegistry, default_sandbox_config
+from payment_service.bootstrap import PaymentSettings, check_dependencies, load_connectors
+from payment_service.service_layer.services import PaymentServices
+from servicekit.settings import StartupError
+
+
+def test_the_embedded_default_configures_every_sandbox_connector_with_closed_breakers(world: World) -> None:
+    registry = load_connectors(PaymentSettings())
+    assert {"vnpay", "momo", "vietqr", "agribank"} <= set(registry.codes())
+    services = PaymentServices(world.uow, clock=world.clock, connectors=registry, signer=world.signer,
+                               availability=registry)
+    views = {view.info.code: view for view in services.connector_health()}
+    assert set(views) == set(registry.codes())
+    assert all(view.available and view.breaker_state == "closed" for view in views.values())
+
+
+def test_a_connectors_file_is_read_and_its_problems_name_the_setting(tmp_path: Path) -> None:
+    good = tmp_path / "connectors.yaml"
+    vnpay = default_sandbox_config()["vnpay"]
+    good.write_text("connectors:\n  vnpay:\n" + "".join(f"    {k}: {v!r}\n" for k, v in vnpay.items()))
+    assert load_connectors(PaymentSettings(connectors_file=str(good))).codes() == ["vnpay"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just a list\n")
+    with pytest.raises(StartupError) as refused:
+        load_connectors(PaymentSettings(connectors_file=str(bad)))
+    assert "PAYMENT_CONNECTORS_FILE" in str(refused.value)
+    with pytest.raises(StartupError):
+        load_connectors(PaymentSettings(connectors_file=str(tmp_path / "missing.yaml")))
+
+
+def test_production_needs_the_receipt_key_and_wallet_credentials() -> None:
+    production = PaymentSettings(environment="production")
+    with pytest.raises(StartupError) as refused:
+        check_dependencies(production)
+    assert "PAYMENT_RECEIPT_KEY_FILE" in str(refused.value)
+    keyed = dataclasses.replace(production, receipt_key_file="/keys/receipts.pem")
+    with pytest.raises(StartupError) as refused:
+        check_dependencies(keyed)
+    assert "PAYMENT_WALLET_TARGET" in str(refused.value)
+    check_dependencies(dataclasses.replace(keyed, wallet_target="wallet:50053", wallet_client_id="payments",
+                                           wallet_client_secret="s"))
+    check_dependencies(PaymentSettings())
+    with pytest.raises(StartupError):
+        check_dependencies(PaymentSettings(callback_timeout_seconds=30))
+
+
+def test_a_registry_is_a_lookup_and_an_availability() -> None:
+    registry = ConnectorRegistry.from_config(default_sandbox_config())
+    assert registry.is_available("vnpay") and not registry.is_available("nope")
