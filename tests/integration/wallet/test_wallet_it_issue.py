@@ -15,6 +15,7 @@ from dvc.wallet.v1 import wallet_pb2 as pb
 from wallet_it_support import PDF, new_citizen, reason_of, unique_pdf, violations_of
 
 pytestmark = pytest.mark.integration
+ROUNDS = 4
 
 
 def test_an_issued_document_lands_in_the_bucket_under_its_hash_and_verifies(api):
@@ -193,3 +194,31 @@ def test_a_presigned_url_serves_the_content_and_lives_at_most_five_minutes(api):
     assert 0 < lifetime <= 300
     with urllib.request.urlopen(header.download_url, timeout=10) as response:
         assert response.read() == content
+
+
+def test_concurrent_issues_racing_on_one_key_leave_only_the_winner_stored(api):
+    """The loser fails after its put when both pass the idempotency check at once (the database's unique key
+    decides); its object must be removed again. Either way exactly one document and one object remain."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_number in range(ROUNDS):
+        citizen_id = new_citizen()
+        contents = [unique_pdf(f"racer-{round_number}-{side}") for side in range(2)]
+        before = api.objects()
+        key = f"race-{citizen_id}"
+
+        def attempt(content, citizen_id=citizen_id, key=key):
+            try:
+                return api.stub.IssueDocument(api.issue_messages(content, citizen_id, key=key),
+                                              metadata=api.issuer(), timeout=30).document
+            except grpc.RpcError as error:
+                return error
+
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = list(pool.map(attempt, contents))
+        documents = [outcome for outcome in outcomes if isinstance(outcome, pb.Document)]
+        errors = [outcome for outcome in outcomes if isinstance(outcome, grpc.RpcError)]
+        assert len(documents) == 1 and len(errors) == 1
+        assert errors[0].code() == grpc.StatusCode.ABORTED
+        assert reason_of(errors[0]) in ("IDEMPOTENCY_KEY_REUSED", "CONCURRENT_CHANGE")
+        assert api.objects() - before == {f"sha256/{documents[0].content_sha256}"}
