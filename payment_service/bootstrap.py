@@ -67,11 +67,13 @@ class PaymentSettings(ServiceSettings):
     expiry_interval_seconds: float = setting(15.0, "how often unpaid payments past their expiry are expired")
     sweep_interval_seconds: float = setting(30.0, "how often PENDING payments are checked with their connector")
     status_check_after_seconds: float = setting(120.0, "a PENDING payment is queried when quiet this long")
-    receipt_key_file: str = setting("", "Ed25519 private key (PEM PKCS#8) that signs e-receipts; empty makes a "
-                                        "throwaway key (development only)")
+    receipt_key_file: str = setting("", "Ed25519 private key (PEM PKCS#8) that signs e-receipts; empty uses the "
+                                        "wallet's public development key of the issuer agency (development only)")
     receipt_key_id: str = setting("dvc-payments-receipts", "key id of the receipt key, as registered at the wallet")
-    receipt_issuer_agency: str = setting("DVC-PAYMENTS", "issuer agency code of receipts in the wallet")
-    receipt_document_type: str = setting("payment_receipt", "wallet document type code of e-receipts")
+    receipt_issuer_agency: str = setting("DVC-PAYMENTS", "issuer agency code of receipts in the wallet (the "
+                                                         "agency claim of the payment service's client token; its "
+                                                         "key is registered at the wallet as FEE_COLLECTOR)")
+    receipt_document_type: str = setting("FEE_RECEIPT", "wallet document type code of e-receipts")
     wallet_target: str = setting("", "wallet gRPC address host:port; empty keeps receipts in the payment database "
                                      "only (development)")
     identity_target: str = setting("127.0.0.1:50051", "identity gRPC address, for client-credentials tokens")
@@ -170,8 +172,9 @@ def _signer(settings: PaymentSettings) -> Ed25519Signer:
     if settings.receipt_key_file:
         return Ed25519Signer.from_pem_file(settings.receipt_key_file, settings.receipt_key_id,
                                            env_name(PREFIX, "receipt_key_file"))
-    log.warning("receipts are signed with a throwaway key; set PAYMENT_RECEIPT_KEY_FILE outside development")
-    return Ed25519Signer.generate(settings.receipt_key_id)
+    log.warning("receipts are signed with the public development key; set PAYMENT_RECEIPT_KEY_FILE outside "
+                "development")
+    return Ed25519Signer.development(settings.receipt_issuer_agency)
 
 
 def _issuer(settings: PaymentSettings, signer: Ed25519Signer, on_stop: list[Callable[[], None]]) -> ReceiptIssuer:

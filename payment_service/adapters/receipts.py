@@ -9,11 +9,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
 
 import grpc
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from payment_service.domain.receipt import XML_NAMESPACE
 from payment_service.service_layer.ports import SignedReceipt
 from servicekit.settings import StartupError
 
@@ -37,6 +40,14 @@ class Ed25519Signer:
     @classmethod
     def generate(cls, key_id: str = "dev-receipts") -> Ed25519Signer:
         return cls(Ed25519PrivateKey.generate(), key_id)
+
+    @classmethod
+    def development(cls, agency_code: str) -> Ed25519Signer:
+        """The sandbox issuing key of ``agency_code`` that the wallet registers in development (derived from the
+        agency code, key id ``dev-<code>-1``): public knowledge, so production refuses to start without a key
+        file."""
+        seed = hashlib.sha256(f"dvc-dev-issuer-key:{agency_code}".encode()).digest()
+        return cls(Ed25519PrivateKey.from_private_bytes(seed), f"dev-{agency_code.lower()}-1")
 
     @classmethod
     def from_pem_file(cls, path: str, key_id: str, setting: str) -> Ed25519Signer:
@@ -120,6 +131,27 @@ class ClientCredentialsTokenSource:
         self._channel.close()
 
 
+def signed_facts(receipt: SignedReceipt) -> dict[str, Any]:
+    """The receipt fields exactly as signed (the SignedContent of the XML document)."""
+    # Our own document, built by receipt_xml: no entities or DTDs to defuse.
+    encoded = ElementTree.fromstring(receipt.content).find(f"{{{XML_NAMESPACE}}}SignedContent")  # noqa: S314
+    if encoded is None or not encoded.text:
+        raise ValueError("the receipt has no SignedContent")
+    facts: dict[str, Any] = json.loads(base64.b64decode(encoded.text))
+    return facts
+
+
+def receipt_metadata(receipt: SignedReceipt) -> dict[str, str]:
+    """The wallet's FEE_RECEIPT metadata fields, taken from the signed receipt itself."""
+    facts = signed_facts(receipt)
+    return {
+        "receipt_number": receipt.number, "payment_reference": facts["payment"]["reference"],
+        "amount_vnd": str(facts["amount"]), "paid_at": facts["paid_at"],
+        "dossier_code": facts["payment"]["dossier_code"], "procedure_code": facts["payment"]["procedure_code"],
+        "payer_name": facts["payer"]["name"], "collecting_agency": facts["agency"]["code"],
+    }
+
+
 class WalletReceiptIssuer:
     """Issues the receipt through the wallet's IssueDocument (client stream: metadata, then content chunks),
     signing the wallet's manifest with the same receipt key; the receipt number is the idempotency key."""
@@ -143,7 +175,7 @@ class WalletReceiptIssuer:
     def issue(self, receipt: SignedReceipt) -> str:
         from dvc.wallet.v1 import wallet_pb2, wallet_pb2_grpc
 
-        metadata = {"receipt_number": receipt.number, "payment_id": receipt.payment_id}
+        metadata = receipt_metadata(receipt)
         signature = self._signer.sign(self.manifest(receipt, metadata))
 
         def parts() -> Iterator[wallet_pb2.IssueDocumentRequest]:

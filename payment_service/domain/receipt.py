@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import xml.etree.ElementTree as ET
 from datetime import datetime
 from typing import Any
 
 from payment_service.domain.model import Agency, Payment
 
 RECEIPT_TYPE = "dvc.payment.receipt.v1"
-CONTENT_TYPE = "application/json"
+CONTENT_TYPE = "application/xml"
+XML_NAMESPACE = "urn:dvc:payment:receipt:v1"
 
 
 def receipt_number(payment: Payment, paid_at: datetime) -> str:
@@ -42,3 +45,30 @@ def receipt_document(payment: Payment, agency: Agency, issued_at: datetime) -> d
 def canonical_json(document: dict[str, Any]) -> bytes:
     """The exact bytes that are signed: sorted keys, no insignificant whitespace, UTF-8."""
     return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _add(parent: ET.Element, tag: str, value: Any) -> None:
+    if isinstance(value, dict):
+        child = ET.SubElement(parent, tag)
+        for key, inner in value.items():
+            _add(child, key, inner)
+    elif isinstance(value, list):
+        holder = ET.SubElement(parent, tag)
+        for item in value:
+            _add(holder, "item", item)
+    else:
+        ET.SubElement(parent, tag).text = "" if value is None else str(value)
+
+
+def receipt_xml(document: dict[str, Any], signature: str, algorithm: str, key_id: str) -> bytes:
+    """The signed receipt as the XML document the wallet stores: the receipt's fields for people and systems that
+    read XML, and the signed canonical JSON (base64) with its detached signature for verifiers, who check the
+    signature over the decoded ``SignedContent`` bytes and may compare it with the fields."""
+    root = ET.Element("BienLaiDienTu", {"xmlns": XML_NAMESPACE, "type": RECEIPT_TYPE})
+    for key, value in document.items():
+        if key != "type":
+            _add(root, key, value)
+    ET.SubElement(root, "SignedContent", {"encoding": "base64", "format": "canonical-json"}).text = \
+        base64.b64encode(canonical_json(document)).decode()
+    ET.SubElement(root, "Signature", {"alg": algorithm, "kid": key_id, "encoding": "base64url"}).text = signature
+    return ET.tostring(root, encoding="UTF-8", xml_declaration=True)

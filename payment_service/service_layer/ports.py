@@ -276,7 +276,7 @@ class SignedReceipt:
     number: str
     payer_national_id: str
     payment_id: str
-    content: bytes            # canonical JSON envelope: {"receipt": {...}, "signature": {alg, kid, value}}
+    content: bytes            # the signed XML receipt (fields, SignedContent = canonical JSON, Signature)
     content_type: str
     signature: str            # base64url Ed25519 signature over the canonical JSON of the receipt
     algorithm: str

@@ -42,7 +42,7 @@ from payment_service.domain.model import (
     Payment,
     PaymentEvent,
 )
-from payment_service.domain.receipt import CONTENT_TYPE, canonical_json, receipt_document
+from payment_service.domain.receipt import CONTENT_TYPE, canonical_json, receipt_document, receipt_xml
 from payment_service.domain.vietqr import payment_qr, to_ascii_note
 from payment_service.service_layer.access import SCOPE_CREATE, SCOPE_READ, Caller
 from payment_service.service_layer.ports import (
@@ -392,24 +392,13 @@ class PaymentServices:
             if event.type is EventType.SUCCEEDED:
                 agency = agency or uow.agencies.get(payment.agency_code)
                 if agency is not None:
-                    receipt = self._signed_receipt(payment, agency, now)
+                    receipt = signed_receipt(payment, agency, self.signer, now)
                     uow.receipts.add(payment.id, receipt.number, receipt.content, now)
                     uow.outbox.add(OutboxEntry(OutboxKind.RECEIPT, event.event_id, payment.id, payment.agency_code,
                                                _receipt_payload(receipt), now, now, event.occurred_at,
                                                now + self.config.retry_window))
                     added += 1
         return added
-
-    def _signed_receipt(self, payment: Payment, agency: Agency, now: datetime) -> SignedReceipt:
-        """The receipt as a self-verifying JSON envelope: the receipt, and an Ed25519 signature by the platform's
-        receipt key over its canonical bytes."""
-        document = receipt_document(payment, agency, now)
-        signature = base64.urlsafe_b64encode(self.signer.sign(canonical_json(document))).decode().rstrip("=")
-        envelope = canonical_json({"receipt": document, "signature": {
-            "alg": self.signer.algorithm, "kid": self.signer.key_id, "value": signature}})
-        return SignedReceipt(number=document["number"], payer_national_id=payment.payer.national_id,
-                             payment_id=payment.id, content=envelope, content_type=CONTENT_TYPE,
-                             signature=signature, algorithm=self.signer.algorithm, key_id=self.signer.key_id)
 
     def _mark_pending(self, reference: str, connector_code: str) -> None:
         """The payer was sent to ``connector_code``: lock, move to PENDING, persist, commit."""
@@ -786,6 +775,17 @@ class PaymentServices:
                 str(getattr(health, "last_error_kind", "")) if health else "",
                 getattr(health, "last_success_at", None) if health else None))
         return views
+
+
+def signed_receipt(payment: Payment, agency: Agency, signer: ReceiptSigner, now: datetime) -> SignedReceipt:
+    """The receipt as a signed XML document: its fields, the signed canonical JSON and the signature by the
+    platform's receipt key."""
+    document = receipt_document(payment, agency, now)
+    signature = base64.urlsafe_b64encode(signer.sign(canonical_json(document))).decode().rstrip("=")
+    content = receipt_xml(document, signature, signer.algorithm, signer.key_id)
+    return SignedReceipt(number=document["number"], payer_national_id=payment.payer.national_id,
+                         payment_id=payment.id, content=content, content_type=CONTENT_TYPE, signature=signature,
+                         algorithm=signer.algorithm, key_id=signer.key_id)
 
 
 def _receipt_payload(receipt: SignedReceipt) -> str:

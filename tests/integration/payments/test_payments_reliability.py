@@ -18,6 +18,7 @@ from dvc.payments.v1 import payments_pb2 as pb
 from payments_it import Platform, Receiver, create_request, start_platform
 
 from payment_service.adapters import orm
+from payment_service.adapters.receipts import signed_facts
 from payment_service.domain.connector import CallbackOutcome, ConnectorStatus, InboundNotification, NotificationKind
 from servicekit.db import make_engine
 from servicekit.testing import fresh_postgres_url
@@ -98,7 +99,7 @@ def test_the_agency_gets_each_event_once_signed_within_a_second_and_the_receipt_
                                                   for r in platform.issuer.issued.values()):
         time.sleep(0.02)
     [receipt] = [r for r in platform.issuer.issued.values() if r.payment_id == payment.id]
-    assert json.loads(receipt.content)["receipt"]["amount"] == 185_000
+    assert signed_facts(receipt)["amount"] == 185_000
     redelivered = platform.stub.RedeliverEvent(pb.RedeliverEventRequest(event_id=delivered["event_id"]),
                                                metadata=platform.token())
     assert redelivered.event.sequence == 2

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import json
 from datetime import timedelta
+from xml.etree import ElementTree
 
+import pytest
+from cryptography.exceptions import InvalidSignature
 from payments_fakes import ADMIN, HCM, World
 
 from payment_service.domain.connector import (
@@ -15,6 +18,7 @@ from payment_service.domain.connector import (
     NotificationKind,
 )
 from payment_service.domain.model import EventSource, EventType, PaymentStatus
+from payment_service.domain.receipt import XML_NAMESPACE
 from payment_service.domain.reference import new_reference
 from payment_service.service_layer.ports import OutboxKind
 
@@ -47,19 +51,26 @@ def test_a_success_callback_succeeds_the_payment_and_queues_callback_and_receipt
     assert world.notifier.count == 1
 
 
-def test_the_receipt_is_a_signed_document_with_the_payment_facts(world: World) -> None:
+def test_the_receipt_is_a_signed_xml_document_with_the_payment_facts(world: World) -> None:
     payment = world.create()
     world.services.handle_notification("bank_a", result(payment.reference, 185_000))
-    envelope = json.loads(world.store.receipts[payment.id])
-    receipt = envelope["receipt"]
+    root = ElementTree.fromstring(world.store.receipts[payment.id])
+    ns = {"r": XML_NAMESPACE}
+    assert root.findtext("r:amount", namespaces=ns) == "185000"
+    assert root.findtext("r:bank_transaction_id", namespaces=ns) == "BANKTX1"
+    assert root.findtext("r:payer/r:national_id", namespaces=ns) == "079090001234"
+    signed = base64.b64decode(root.findtext("r:SignedContent", namespaces=ns) or "")
+    receipt = json.loads(signed)
     assert receipt["payer"] == {"name": "Nguyễn Văn An", "national_id": "079090001234"}
-    assert receipt["amount"] == 185_000 and receipt["bank_transaction_id"] == "BANKTX1"
     assert [line["amount"] for line in receipt["fee_lines"]] == [135_000, 50_000]
     assert receipt["agency"]["code"] == "HCM" and receipt["number"].endswith(payment.reference)
-    signed = json.dumps(receipt, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-    signature = base64.urlsafe_b64decode(envelope["signature"]["value"] + "==")
+    signature_element = root.find("r:Signature", ns)
+    assert signature_element is not None and signature_element.get("kid") == "test-receipts"
+    signature = base64.urlsafe_b64decode((signature_element.text or "") + "==")
     world.signer.public_key().verify(signature, signed)  # raises InvalidSignature when wrong
-    assert envelope["signature"]["kid"] == "test-receipts"
+    tampered = signed.replace(b"185000", b"18500")
+    with pytest.raises(InvalidSignature):
+        world.signer.public_key().verify(signature, tampered)
 
 
 def test_duplicate_callbacks_change_nothing_more(world: World) -> None:
