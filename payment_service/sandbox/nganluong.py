@@ -42,6 +42,7 @@ class NganLuongProtocol:
                  merchant_password: str = catalog.NGANLUONG["merchant_password"]) -> None:
         self.merchant_id = merchant_id
         self.password_md5 = nganluong.merchant_password(merchant_password)
+        self.references_by_token: dict[str, str] = {}
 
     def notice(self, sandbox: Sandbox, payment: SandboxPayment, attempt: Attempt, *, forged: bool) -> Delivery:
         # A browser return: the cancel URL for a payer who gave up, with a bogus token when "forged".
@@ -91,13 +92,14 @@ class NganLuongProtocol:
                                       return_url=form.get("return_url", ""), cancel_url=form.get("cancel_url", ""))
         if payment.amount != amount:
             return _xml(error_code=DUPLICATE_ORDER, description="order_code exists with another amount")
+        self.references_by_token[payment.data["token"]] = reference
         return _xml(error_code=nganluong.OK, token=payment.data["token"], description="",
                     time_limit=form.get("time_limit", ""),
                     checkout_url=f"{sandbox.base_url()}/sandbox/pay/{reference}")
 
     def _detail(self, sandbox: Sandbox) -> Response:
         token = request.form.get("token", "")
-        payment = next((p for p in sandbox.book.all() if p.data.get("token") == token), None)
+        payment = sandbox.book.get(self.references_by_token.get(token, ""))
         fault = sandbox.api_fault(payment, per_payment=True)
         if fault is not None:
             return fault
