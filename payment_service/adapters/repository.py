@@ -175,8 +175,11 @@ class SqlPaymentRepository:
         self.session = session
 
     def _append_events(self, payment: Payment) -> None:
-        if payment.new_events:
-            self.session.execute(sa.insert(orm.payment_events), [_event_row(e) for e in payment.new_events])
+        rows = [_event_row(e) for e in payment.new_events]
+        if len(rows) == 1:
+            self.session.execute(sa.insert(orm.payment_events).values(rows[0]))
+        elif rows:
+            self.session.execute(sa.insert(orm.payment_events), rows)
 
     def add(self, payment: Payment, created_day: str) -> None:
         row = {
@@ -193,7 +196,7 @@ class SqlPaymentRepository:
             **_payment_row(payment),
         }
         try:
-            self.session.execute(sa.insert(orm.payments), [row])
+            self.session.execute(sa.insert(orm.payments).values(row))
             self._append_events(payment)
         except IntegrityError:
             raise DuplicateKey(payment.idempotency_key) from None

@@ -20,6 +20,7 @@ _ACCOUNT = re.compile(r"[A-Za-z0-9]{1,19}")
 _CODE = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 _FEE_KINDS = {kind.value: kind for kind in FeeKind}
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _check_text(collector: ViolationCollector, path: str, value: str, limit: int
         return
     if len(value) > limit:
         collector.add(path, f"must be at most {limit} characters")
-    if any(ord(character) < 32 for character in value):
+    if _CONTROL.search(value):
         collector.add(path, "must not contain control characters")
 
 
