@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from identity_service.bootstrap import handlers_of, start_identity
 from identity_service.config import IdentitySettings
@@ -33,3 +34,10 @@ def start_for_bench(database_url: str) -> tuple[int, Callable[[], str], Callable
 
     assert running.grpc is not None
     return running.grpc.port, mint_token, running.stop
+
+
+def bench_server(database_url: str, tokens: int = 50) -> dict[str, Any]:
+    """The same, shaped for ``bench.servers.server_process`` (the server in its own process): ``info`` carries
+    the port and ``tokens`` pre-minted access tokens, since a function cannot cross the process boundary."""
+    port, mint, stop = start_for_bench(database_url)
+    return {"info": {"grpc_port": port, "tokens": [mint() for _ in range(tokens)]}, "stop": stop}

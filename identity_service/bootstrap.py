@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from identity_service import config
 from identity_service.adapters.crypto import KeyDecryptionError, KeyEncryptor
-from identity_service.adapters.keyring import DatabaseRevocations, Keyring, KeyringJwks
+from identity_service.adapters.keyring import DatabaseRevocations, Keyring, KeyringJwks, lookup_engine
 from identity_service.adapters.oidc import UpstreamClient
 from identity_service.adapters.provider_file import ProviderFileError, load_providers
 from identity_service.config import IdentitySettings
@@ -24,7 +24,7 @@ from identity_service.service_layer.handlers import IdentityHandlers, TokenPolic
 from identity_service.service_layer.unit_of_work import IdentityUnitOfWork
 from servicekit import auth
 from servicekit.config import PlatformSettings
-from servicekit.db import make_engine, session_factory
+from servicekit.db import session_factory
 from servicekit.process import Components, RunningService, ServiceSpec, start
 from servicekit.settings import StartupError, env_name
 
@@ -69,7 +69,8 @@ def policy_for(settings: IdentitySettings, platform: PlatformSettings) -> TokenP
         jwks_max_age_seconds=settings.jwks_max_age_seconds)
 
 
-def build_handlers(settings: IdentitySettings, platform: PlatformSettings, engine: Engine) -> IdentityHandlers:
+def build_handlers(settings: IdentitySettings, platform: PlatformSettings, engine: Engine,
+                   revocations: DatabaseRevocations) -> IdentityHandlers:
     """The handlers over the real adapters, with a usable signing key and the providers file loaded."""
     config.check(settings)
     sessions = session_factory(engine)
@@ -85,7 +86,7 @@ def build_handlers(settings: IdentitySettings, platform: PlatformSettings, engin
                               leeway_seconds=platform.jwt_leeway_seconds,
                               jwks_min_refetch_seconds=platform.jwks_min_refetch_seconds)
     handlers = IdentityHandlers(lambda: IdentityUnitOfWork(sessions), keyring, upstream, encryptor,
-                                policy_for(settings, platform), DatabaseRevocations(engine))
+                                policy_for(settings, platform), revocations)
     try:
         providers = load_providers(settings.providers_file)
     except ProviderFileError as error:
@@ -99,30 +100,36 @@ def build_handlers(settings: IdentitySettings, platform: PlatformSettings, engin
 
 def build(settings: IdentitySettings, platform: PlatformSettings, engine: Engine,
           verifier: auth.TokenVerifier | None) -> Components:
-    handlers = build_handlers(settings, platform, engine)
+    lookups = lookup_engine(settings.database_url, settings.grpc_workers // 2 or 1)
+    revocations = DatabaseRevocations(lookups)
+    handlers = build_handlers(settings, platform, engine, revocations)
     return Components(registrations=[registration(handlers)],
                       http_app=create_app(handlers, login_redirect_uri=settings.login_redirect_uri),
-                      workers=[Sweeper(handlers)], public_methods=PUBLIC_METHODS)
+                      workers=[Sweeper(handlers)], public_methods=PUBLIC_METHODS,
+                      on_stop=[revocations.close, lookups.dispose])
 
 
 SPEC = ServiceSpec(name="identity", prefix=config.PREFIX, audience=AUDIENCE_IDENTITY, settings_cls=IdentitySettings,
                    migrations_dir=MIGRATIONS, build=build, check_dependencies=config.check)
 
 
-def local_verifier(engine: Engine, settings: IdentitySettings, platform: PlatformSettings) -> auth.TokenVerifier:
+def local_verifier(engine: Engine, settings: IdentitySettings, platform: PlatformSettings,
+                   revocations: DatabaseRevocations) -> auth.TokenVerifier:
     """servicekit's verifier for identity's own RPCs, reading keys and the deny-list from the database instead of
     over HTTP (so a key rotated or a token revoked a moment ago is seen at once)."""
     keyring = Keyring(session_factory(engine), KeyEncryptor(settings.key_encryption_key))
     return auth.TokenVerifier(KeyringJwks(keyring), issuer=platform.jwt_issuer.rstrip("/"),
                               audience=AUDIENCE_IDENTITY, leeway_seconds=platform.jwt_leeway_seconds,
-                              revocations=DatabaseRevocations(engine))
+                              revocations=revocations)
 
 
 def start_identity(settings: IdentitySettings, platform: PlatformSettings, **parts: Any) -> RunningService:
     """Start the real service in this process (tests, benchmarks) with the local verifier."""
-    engine = make_engine(settings.database_url, pool_size=4)
-    running = start(SPEC, settings, platform, verifier=local_verifier(engine, settings, platform), **parts)
-    running.components.on_stop.append(engine.dispose)
+    engine = lookup_engine(settings.database_url, 4)
+    revocations = DatabaseRevocations(engine, keep=4)
+    running = start(SPEC, settings, platform, verifier=local_verifier(engine, settings, platform, revocations),
+                    **parts)
+    running.components.on_stop.extend([revocations.close, engine.dispose])
     return running
 
 

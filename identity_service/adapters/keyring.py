@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -16,15 +17,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt import PyJWK
 from jwt.algorithms import ECAlgorithm
-from sqlalchemy import bindparam, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from identity_service.adapters.crypto import KeyEncryptor
-from identity_service.adapters.orm import revoked_tokens
 from identity_service.adapters.repositories import SigningKeyRepository, SigningKeyRow
 from identity_service.domain.claims import MAX_ACCESS_TOKEN_SECONDS
 from servicekit.auth import MAX_LEEWAY_SECONDS, JwksCache, RevocationList
+from servicekit.db import make_engine
 from servicekit.errors import Unauthenticated
 
 ALGORITHM = "ES256"
@@ -155,15 +156,56 @@ class KeyringJwks(JwksCache):
         return key
 
 
-class DatabaseRevocations(RevocationList):
-    """The deny-list checked in the database on every call (one primary-key read on a pooled connection, no ORM
-    session): identity's own view is never stale."""
+def lookup_engine(url: str, connections: int = 16) -> Engine:
+    """An engine for single-statement reads on the hot path: autocommit, no ping before use and no rollback
+    after, so a read is exactly one round trip. SQLite (development) just uses the ordinary engine."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return make_engine(url)
+    return create_engine(url, pool_size=connections, max_overflow=connections, pool_pre_ping=False,
+                         pool_reset_on_return=None, isolation_level="AUTOCOMMIT", pool_timeout=10,
+                         connect_args={"connect_timeout": 5})
 
-    def __init__(self, engine: Engine) -> None:
+
+class DatabaseRevocations(RevocationList):
+    """The deny-list checked in the database on every call: one primary-key read, prepared once per connection,
+    on driver connections kept ready here (no ORM, no pool checkout, no ping, no rollback), so identity's own view
+    is never stale and the read costs one round trip. ``engine`` should be a ``lookup_engine`` of its own: the
+    connections kept here stay checked out of its pool."""
+
+    def __init__(self, engine: Engine, keep: int = 8) -> None:
         super().__init__(None)
         self._engine = engine
-        self._query = select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == bindparam("jti"))
+        self._keep = keep
+        self._idle: queue.LifoQueue[Any] = queue.LifoQueue()
+        marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._sql = f"SELECT 1 FROM revoked_tokens WHERE jti = {marker}"  # noqa: S608 - constant SQL, bound value
+        self._prepare = {"prepare": True} if engine.dialect.driver == "psycopg" else {}
 
     def is_revoked(self, jti: str) -> bool:
-        with self._engine.connect() as connection:
-            return connection.execute(self._query, {"jti": jti}).first() is not None
+        for attempt in range(2):
+            try:
+                pooled = self._idle.get_nowait()
+            except queue.Empty:
+                pooled = self._engine.raw_connection()
+            try:
+                row = pooled.driver_connection.execute(self._sql, (jti,), **self._prepare).fetchone()
+            except Exception as exc:
+                # A kept connection the server dropped fails once: discard it and try on a fresh one.
+                pooled.invalidate(exc)
+                pooled.close()
+                if attempt:
+                    raise
+                continue
+            if self._idle.qsize() < self._keep:
+                self._idle.put(pooled)
+            else:
+                pooled.close()
+            return row is not None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return

@@ -40,6 +40,7 @@ from identity_service.domain.claims import access_token_claims
 from identity_service.domain.clients import Client
 from identity_service.domain.consent import Delegation
 from identity_service.domain.providers import Provider, UpstreamIdentity
+from identity_service.service_layer.token_cache import VerifiedTokens
 from identity_service.service_layer.unit_of_work import IdentityUnitOfWork
 from servicekit.auth import KIND_CITIZEN, KIND_CLIENT, Principal, TokenVerifier
 from servicekit.errors import (
@@ -192,6 +193,12 @@ def page_size(requested: int, default: int = 50, maximum: int = MAX_PAGE) -> int
     return min(requested or default, maximum)
 
 
+def _kid(token: str) -> str:
+    """The kid of a token that already verified (so its header is known to be well formed)."""
+    encoded = token.split(".", 1)[0]
+    return str(json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))).get("kid", ""))
+
+
 def _peek_claims(token: str) -> dict[str, Any]:
     """The unverified payload, only to pick which verifier checks it."""
     try:
@@ -222,6 +229,7 @@ class IdentityHandlers:
         self._verifiers = {audience: TokenVerifier(keys, issuer=policy.issuer, audience=audience,
                                                    leeway_seconds=policy.leeway_seconds)
                            for audience in scope_rules.AUDIENCES}
+        self._verified = VerifiedTokens(leeway_seconds=policy.leeway_seconds, clock=clock)
 
     # ---- helpers -------------------------------------------------------------------------------------------
 
@@ -295,15 +303,19 @@ class IdentityHandlers:
 
     def verify_access_token(self, token: str, audience: str | None = None, *, check_revoked: bool = True) -> Principal:
         """A platform access token, fully verified (servicekit's rules) for ``audience`` or the one it names,
-        and not on the deny-list."""
-        if audience is None:
-            named = _peek_claims(token).get("aud")
-            if isinstance(named, list) and len(named) == 1:
-                named = named[0]
-            if not isinstance(named, str) or named not in self._verifiers:
-                raise Unauthenticated("the token is not meant for any platform service", reason="WRONG_AUDIENCE")
-            audience = named
-        principal = self._verifiers[audience].verify(token)
+        and not on the deny-list. A token verified before is taken from the memo (expiry re-checked); the
+        deny-list is read every time."""
+        principal = self._verified.get(token, audience)
+        if principal is None:
+            if audience is None:
+                named = _peek_claims(token).get("aud")
+                if isinstance(named, list) and len(named) == 1:
+                    named = named[0]
+                if not isinstance(named, str) or named not in self._verifiers:
+                    raise Unauthenticated("the token is not meant for any platform service", reason="WRONG_AUDIENCE")
+                audience = named
+            principal = self._verifiers[audience].verify(token)
+            self._verified.put(token, principal)
         if check_revoked and self._revocations.is_revoked(principal.token_id):
             raise Unauthenticated("the access token has been revoked", reason="TOKEN_REVOKED")
         return principal
@@ -593,7 +605,7 @@ class IdentityHandlers:
         if not token:
             raise InvalidArgument.single("token", "is required")
         principal = self.verify_access_token(token)
-        return Introspection(principal.claims, str(jwt_checks.unverified_header(token, "token").get("kid", "")))
+        return Introspection(principal.claims, _kid(token))
 
     def revoke(self, *, token: str = "", token_type_hint: str = "", jti: str = "",
                jti_expires_at: datetime | None = None, reason: str = "", caller: Principal | None = None) -> Revocation:

@@ -263,3 +263,12 @@ def test_a_pre_published_key_is_announced_before_it_signs(identity: Identity) ->
     token = client_token(identity, ADMIN_CLIENT, "dvc-identity")
     assert jwt.get_unverified_header(token)["kid"] != rotated.kid
     assert rotated.active_from.ToSeconds() >= int(time.time()) + 3500
+
+
+def test_a_token_introspected_before_is_still_refused_once_revoked(identity: Identity) -> None:
+    token = client_token(identity, PROVINCE_CLIENT, "dvc-payments")
+    for _ in range(2):
+        assert identity.stub.IntrospectToken(pb.IntrospectTokenRequest(token=token)).active
+    identity.stub.RevokeToken(pb.RevokeTokenRequest(token=token))
+    assert refused(lambda: identity.stub.IntrospectToken(pb.IntrospectTokenRequest(token=token)),
+                   UNAUTHENTICATED) == "TOKEN_REVOKED"
