@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from servicekit.auth import TokenVerifier
 from servicekit.config import PlatformSettings, ServiceSettings
 from servicekit.db import session_factory
-from servicekit.errors import DomainError
+from servicekit.errors import Conflict, DomainError
 from servicekit.process import Components, ServiceSpec
 from servicekit.s3 import ensure_bucket, make_client
 from servicekit.settings import StartupError, env_name, setting
@@ -196,12 +198,26 @@ def build_handlers(settings: WalletSettings, engine: Engine, storage: ObjectStor
     sessions = session_factory(engine)
     handlers = WalletHandlers(lambda: SqlWalletUnitOfWork(sessions), storage,
                               presigned_url_seconds=settings.presigned_url_seconds)
-    handlers.load_document_types(load_catalogue(settings.document_types_file))
+    catalogue = load_catalogue(settings.document_types_file)
+    _despite_other_replicas(lambda: handlers.load_document_types(catalogue))
     if _seeds_dev_keys(settings):
         for key in dev_issuer_keys().values():
-            handlers.store_issuer_key(key_id=key.key_id, agency_code=key.agency_code, agency_kind=key.agency_kind,
-                                      algorithm=key.algorithm, public_key_pem=key.public_key_pem)
+            _despite_other_replicas(partial(handlers.store_issuer_key, key_id=key.key_id,
+                                            agency_code=key.agency_code, agency_kind=key.agency_kind,
+                                            algorithm=key.algorithm, public_key_pem=key.public_key_pem))
     return handlers
+
+
+def _despite_other_replicas(seed: Callable[[], object], attempts: int = 3) -> None:
+    """Run a start-up seed; replicas starting together race to insert the same rows, and the loser's retry
+    then finds them in place."""
+    for attempt in range(attempts):
+        try:
+            seed()
+            return
+        except Conflict:
+            if attempt == attempts - 1:
+                raise
 
 
 def build(settings: WalletSettings, platform: PlatformSettings, engine: Engine, verifier: TokenVerifier | None,

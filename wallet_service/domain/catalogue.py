@@ -123,6 +123,8 @@ def check_metadata(document_type: DocumentType, metadata: Mapping[str, str], *, 
             elif not FIELD_NAME.match(name):
                 problems.add(f"{prefix}.{name}", "field names must be lower_snake_case")
             continue
+        if value == "" and not declared.required:
+            continue  # an optional field sent empty (e.g. a receipt without dossier code) counts as absent
         if not _parses_as(declared.type, value):
             problems.add(f"{prefix}.{name}", f"must be {_EXPECTED[declared.type]}, got {value[:40]!r}")
     problems.raise_if_any(f"metadata does not match the schema of {document_type.code}")

@@ -45,3 +45,24 @@ def test_probes_report_each_failing_dependency():
     answer = sick.get("/readyz")
     assert answer.status_code == 503 and answer.get_json()["failing"] == {"object_storage": "ConnectionError"}
     assert sick.get("/healthz").status_code == 200
+
+
+def test_replicas_starting_together_do_not_trip_over_the_seed():
+    from servicekit.errors import Conflict
+    from wallet_service.bootstrap import _despite_other_replicas
+
+    attempts = []
+
+    def seed_losing_once() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise Conflict("another replica inserted the row first", reason="CONCURRENT_CHANGE")
+
+    _despite_other_replicas(seed_losing_once)
+    assert len(attempts) == 2
+
+    def always_losing() -> None:
+        raise Conflict("stuck", reason="CONCURRENT_CHANGE")
+
+    with pytest.raises(Conflict):
+        _despite_other_replicas(always_losing)

@@ -99,3 +99,12 @@ def test_a_broken_configuration_file_stops_start_up_naming_the_setting(tmp_path)
     assert "WALLET_DOCUMENT_TYPES_FILE" in str(stopped.value)
     with pytest.raises(StartupError):
         load_catalogue(str(tmp_path / "missing.yaml"))
+
+
+def test_optional_fields_may_be_sent_empty_but_required_ones_may_not():
+    receipt = {"receipt_number": "BL-1", "payment_reference": "PAY1", "amount_vnd": "50000",
+               "paid_at": "2026-01-31T09:30:00+07:00", "dossier_code": "", "payer_name": ""}
+    check_metadata(_types()["FEE_RECEIPT"], receipt, require_all=True)
+    with pytest.raises(InvalidArgument) as refused:
+        check_metadata(_types()["FEE_RECEIPT"], {**receipt, "receipt_number": ""}, require_all=True)
+    assert [v.field for v in refused.value.violations] == ["metadata.receipt_number"]
