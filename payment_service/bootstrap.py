@@ -50,6 +50,8 @@ NAME = "payment"
 PREFIX = "PAYMENT"
 AUDIENCE = "dvc-payments"
 MIGRATIONS = Path(__file__).resolve().parent / "adapters" / "migrations"
+# The published secret of identity's development client "dvc-payment-service" (identity_service/devseed.py).
+DEV_WALLET_CLIENT_SECRET = "dev-secret-dvc-payment-service-0004"
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,13 @@ class PaymentSettings(ServiceSettings):
                                                          "agency claim of the payment service's client token; its "
                                                          "key is registered at the wallet as FEE_COLLECTOR)")
     receipt_document_type: str = setting("FEE_RECEIPT", "wallet document type code of e-receipts")
-    wallet_target: str = setting("", "wallet gRPC address host:port; empty keeps receipts in the payment database "
+    wallet_addr: str = setting("", "wallet gRPC address host:port; empty keeps receipts in the payment database "
                                      "only (development)")
-    identity_target: str = setting("127.0.0.1:50051", "identity gRPC address, for client-credentials tokens")
-    wallet_client_id: str = setting("", "client id of the payment service at identity (scope wallet.issue)")
-    wallet_client_secret: str = setting("", "client secret of the payment service at identity", secret=True)
+    identity_addr: str = setting("127.0.0.1:50051", "identity gRPC address, for client-credentials tokens")
+    wallet_client_id: str = setting("dvc-payment-service", "client id of the payment service at identity (scope "
+                                                           "wallet.issue)")
+    wallet_client_secret: str = setting("", "client secret of the payment service at identity; empty in development "
+                                            "uses identity's published demo secret", secret=True)
     demo_callback_url: str = setting("http://127.0.0.1:8090/dvc-callbacks", "callback URL of the seeded demo "
                                                                             "agencies (development only)")
     demo_callback_secret: str = setting("dev-callback-secret-change-me", "callback secret of the seeded demo "
@@ -105,9 +109,9 @@ def check_dependencies(settings: PaymentSettings) -> None:
         return
     if not settings.receipt_key_file:
         raise StartupError(env_name(PREFIX, "receipt_key_file"), "production needs the receipt signing key")
-    if not settings.wallet_target or not settings.wallet_client_id or not settings.wallet_client_secret:
-        raise StartupError(env_name(PREFIX, "wallet_target"), "production issues receipts into the wallet: set "
-                           "PAYMENT_WALLET_TARGET, PAYMENT_WALLET_CLIENT_ID and PAYMENT_WALLET_CLIENT_SECRET")
+    if not settings.wallet_addr or not settings.wallet_client_id or not settings.wallet_client_secret:
+        raise StartupError(env_name(PREFIX, "wallet_addr"), "production issues receipts into the wallet: set "
+                           "PAYMENT_WALLET_ADDR, PAYMENT_WALLET_CLIENT_ID and PAYMENT_WALLET_CLIENT_SECRET")
 
 
 def load_connectors(settings: PaymentSettings) -> Any:
@@ -178,11 +182,12 @@ def _signer(settings: PaymentSettings) -> Ed25519Signer:
 
 
 def _issuer(settings: PaymentSettings, signer: Ed25519Signer, on_stop: list[Callable[[], None]]) -> ReceiptIssuer:
-    if not settings.wallet_target:
+    if not settings.wallet_addr:
         return HeldReceiptIssuer()
-    tokens = ClientCredentialsTokenSource(settings.identity_target, settings.wallet_client_id,
-                                          settings.wallet_client_secret)
-    issuer = WalletReceiptIssuer(settings.wallet_target, tokens, signer, issuer_agency=settings.receipt_issuer_agency,
+    # check_dependencies refuses production without a real secret; development uses identity's demo client.
+    secret = settings.wallet_client_secret or DEV_WALLET_CLIENT_SECRET
+    tokens = ClientCredentialsTokenSource(settings.identity_addr, settings.wallet_client_id, secret)
+    issuer = WalletReceiptIssuer(settings.wallet_addr, tokens, signer, issuer_agency=settings.receipt_issuer_agency,
                                  document_type=settings.receipt_document_type)
     on_stop.extend([issuer.close, tokens.close])
     return issuer

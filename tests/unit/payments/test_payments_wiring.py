@@ -46,8 +46,8 @@ def test_production_needs_the_receipt_key_and_wallet_credentials() -> None:
     keyed = dataclasses.replace(production, receipt_key_file="/keys/receipts.pem")
     with pytest.raises(StartupError) as refused:
         check_dependencies(keyed)
-    assert "PAYMENT_WALLET_TARGET" in str(refused.value)
-    check_dependencies(dataclasses.replace(keyed, wallet_target="wallet:50053", wallet_client_id="payments",
+    assert "PAYMENT_WALLET_ADDR" in str(refused.value)
+    check_dependencies(dataclasses.replace(keyed, wallet_addr="wallet:50053", wallet_client_id="payments",
                                            wallet_client_secret="s"))
     check_dependencies(PaymentSettings())
     with pytest.raises(StartupError):
