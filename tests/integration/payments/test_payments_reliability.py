@@ -16,6 +16,7 @@ import grpc
 import sqlalchemy as sa
 from dvc.payments.v1 import payments_pb2 as pb
 from payments_it import Platform, Receiver, create_request, start_platform
+from prometheus_client import REGISTRY
 
 from payment_service.adapters import orm
 from payment_service.adapters.receipts import signed_facts
@@ -83,6 +84,7 @@ def test_the_agency_gets_each_event_once_signed_within_a_second_and_the_receipt_
     receiver = platform.receiver
     payment = platform.stub.CreatePayment(create_request(f"cb-{uuid.uuid4().hex}"), metadata=platform.token()).payment
     before = len(receiver.event_ids())
+    lags_before = REGISTRY.get_sample_value("dvc_payment_callback_lag_seconds_count") or 0.0
     confirmed = time.time()
     assert platform.services.handle_notification("fakebank", _success(payment.reference, "ipn-cb")) \
         is CallbackOutcome.ACCEPTED
@@ -91,6 +93,7 @@ def test_the_agency_gets_each_event_once_signed_within_a_second_and_the_receipt_
     delivered = deliveries[0]
     assert delivered["body"]["type"] == "payment.succeeded" and delivered["body"]["sequence"] == 2
     assert delivered["at"] - confirmed < 1.0
+    assert (REGISTRY.get_sample_value("dvc_payment_callback_lag_seconds_count") or 0.0) > lags_before
     time.sleep(0.3)
     assert [d["event_id"] for d in receiver.deliveries].count(delivered["event_id"]) == 1
     assert receiver.bad_signatures == 0
@@ -157,6 +160,15 @@ def test_the_http_edge_serves_the_cached_qr_health_and_connector_callbacks(platf
     for probe in ("healthz", "readyz"):
         with urllib.request.urlopen(f"{platform.http_url}/{probe}", timeout=5) as response:
             assert response.status == 200
+    redirect = urllib.request.Request(f"{platform.http_url}/pay/{payment.reference}?channel=bank")
+    opener = urllib.request.build_opener(_NoRedirect())
+    try:
+        opener.open(redirect, timeout=5)
+        raise AssertionError("the channel page did not redirect")
+    except urllib.error.HTTPError as error:
+        assert error.code == 302 and error.headers["Location"].startswith("https://fakebank.fake.test/pay/")
+    pending = platform.stub.GetPayment(pb.GetPaymentRequest(payment_id=payment.id), metadata=platform.token())
+    assert pending.payment.status == pb.PAYMENT_STATUS_PENDING and pending.payment.connector_code == "fakebank"
     bank = platform.bank()
     signed = bank.callback_request({"reference": payment.reference, "status": "succeeded", "amount": 185_000,
                                     "notification_id": "http-ipn-1", "provider_reference": "FT-HTTP"})
@@ -173,6 +185,11 @@ def test_the_http_edge_serves_the_cached_qr_health_and_connector_callbacks(platf
         raise AssertionError("a forged callback was accepted")
     except urllib.error.HTTPError as error:
         assert error.code == 400
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
 
 
 def _ours(receiver: Receiver, ids: list[str]) -> list[str]:

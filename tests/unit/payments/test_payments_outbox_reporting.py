@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from payments_fakes import ADMIN, HCM, HN, T0, Caller, World
+from prometheus_client import REGISTRY
 
 from payment_service import callback_signature
 from payment_service.domain.connector import ConnectorStatus, InboundNotification, NotificationKind, SettlementLine
@@ -67,6 +68,8 @@ def test_failed_deliveries_back_off_exponentially_then_dead_letter_after_three_d
     world.services.cancel_payment(HCM, payment.id, "x")
     sender = RecordingSender(*([500] * 100))
     dispatcher = _dispatcher(world, sender)
+    dead_before = REGISTRY.get_sample_value("dvc_payment_events_dead_lettered_total",
+                                            {"kind": "agency_callback"}) or 0.0
     delays = []
     while True:
         [entry] = world.outbox()
@@ -78,6 +81,8 @@ def test_failed_deliveries_back_off_exponentially_then_dead_letter_after_three_d
         [entry] = world.outbox()
         delays.append((entry.next_attempt_at - before).total_seconds())
     assert entry.last_error == "agency answered HTTP 500"
+    assert REGISTRY.get_sample_value("dvc_payment_events_dead_lettered_total",
+                                     {"kind": "agency_callback"}) == dead_before + 1
     assert world.clock.now() - T0 <= timedelta(days=3)
     assert world.clock.now() - T0 > timedelta(days=2)
     growing = delays[:8]
