@@ -91,8 +91,7 @@ def build_handlers(settings: IdentitySettings, platform: PlatformSettings, engin
         providers = load_providers(settings.providers_file)
     except ProviderFileError as error:
         raise StartupError(env_name(config.PREFIX, "providers_file"), str(error)) from None
-    for provider in providers:
-        handlers.register_provider(None, provider)
+    handlers.sync_providers_file(providers)
     if settings.environment == config.DEVELOPMENT and settings.seed_dev_clients:
         seed_dev_clients(IdentityUnitOfWork(sessions), settings.environment)
     return handlers

@@ -111,6 +111,15 @@ class ProviderRepository:
                                     .order_by(table.c.provider_id).limit(limit)).all()
         return [(_provider_from_row(row, ""), row.client_secret_encrypted is not None) for row in rows]
 
+    def remove_file_entries_except(self, keep: list[str]) -> list[str]:
+        """Drop providers that came from the file but are no longer in it; admin-registered ones stay."""
+        table = orm.identity_providers
+        stale = list(self.session.execute(select(table.c.provider_id).where(
+            table.c.source == "file", table.c.provider_id.not_in(keep))).scalars())
+        if stale:
+            self.session.execute(delete(table).where(table.c.provider_id.in_(stale)))
+        return stale
+
     def upsert(self, provider: Provider, secret_ciphertext: bytes | None, now: datetime) -> None:
         table = orm.identity_providers
         mapping = provider.claim_mapping

@@ -813,6 +813,16 @@ class IdentityHandlers:
             uow.commit()
         return provider
 
+    def sync_providers_file(self, providers: list[Provider]) -> None:
+        """Make the registry match the providers file: entries added or updated, entries removed from the file
+        removed here (an entry an admin registered through the API is never touched)."""
+        for provider in providers:
+            self.register_provider(None, provider)
+        with self._uow() as uow:
+            for provider_id in uow.providers.remove_file_entries_except([p.provider_id for p in providers]):
+                self._audit(uow, "provider.removed", actor="providers-file", subject=provider_id)
+            uow.commit()
+
     def list_providers(self, caller: Principal, size: int, token: str) -> tuple[list[ProviderView], str]:
         caller.require_scope(scope_rules.ADMIN_SCOPE)
         limit = page_size(size)

@@ -3,13 +3,16 @@ SQLite for `make run`, and the benchmark starter."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
 from dvc.identity.v1 import identity_pb2 as pb
 from dvc.identity.v1 import identity_pb2_grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from identity_support import (
+    ADMIN_CLIENT,
     CITIZEN_L2,
     PROVINCE_CLIENT,
     Sandboxes,
@@ -102,3 +105,50 @@ def test_the_bench_starter_serves_introspection_of_minted_tokens() -> None:
                 assert stub.IntrospectToken(pb.IntrospectTokenRequest(token=token), timeout=5).active
     finally:
         stop()
+
+
+def test_two_replicas_share_keys_and_the_deny_list(tmp_path: Path, sandboxes: Sandboxes) -> None:
+    first = start_service(tmp_path, sandboxes)
+    second = start_service(tmp_path, sandboxes, database_url=first.settings.database_url)
+    try:
+        token = client_token(first, PROVINCE_CLIENT, "dvc-payments")
+        assert second.stub.IntrospectToken(pb.IntrospectTokenRequest(token=token)).active
+        first.stub.RevokeToken(pb.RevokeTokenRequest(token=token))
+        assert refused(lambda: second.stub.IntrospectToken(pb.IntrospectTokenRequest(token=token)),
+                       grpc.StatusCode.UNAUTHENTICATED) == "TOKEN_REVOKED"
+        admin = (("authorization", f"Bearer {client_token(first, ADMIN_CLIENT, 'dvc-identity')}"),)
+        first.stub.RotateSigningKey(pb.RotateSigningKeyRequest(), metadata=admin)
+        fresh = client_token(first, PROVINCE_CLIENT, "dvc-payments")
+        assert second.stub.IntrospectToken(pb.IntrospectTokenRequest(token=fresh)).active  # a kid it never saw
+    finally:
+        stop_service(second)
+        stop_service(first)
+
+
+def test_the_sweeper_drops_what_nobody_can_use_and_the_file_sync_drops_removed_providers(
+        tmp_path: Path, sandboxes: Sandboxes) -> None:
+    service = start_service(tmp_path, sandboxes)
+    try:
+        admin = (("authorization", f"Bearer {client_token(service, ADMIN_CLIENT, 'dvc-identity')}"),)
+        expired = datetime.now(UTC) - timedelta(hours=2)
+        service.stub.RevokeToken(pb.RevokeTokenRequest(jti="long-gone", jti_expires_at=_ts(expired)),
+                                 metadata=admin)
+        service.stub.RevokeToken(pb.RevokeTokenRequest(jti="still-live"), metadata=admin)
+        service.handlers.purge_expired()
+        engine = create_engine(service.settings.database_url)
+        with engine.connect() as connection:
+            kept = set(connection.execute(text("SELECT jti FROM revoked_tokens")).scalars())
+        assert "long-gone" not in kept and "still-live" in kept
+        service.handlers.sync_providers_file([])  # the file now lists no provider
+        with engine.connect() as connection:
+            remaining = set(connection.execute(text("SELECT provider_id FROM identity_providers")).scalars())
+        engine.dispose()
+        assert remaining == set()
+    finally:
+        stop_service(service)
+
+
+def _ts(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
