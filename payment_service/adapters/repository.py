@@ -341,9 +341,11 @@ class SqlEventRepository:
         row = self.session.execute(self._select().where(orm.payment_events.c.event_id == event_id)).first()
         return self._view(row) if row is not None else None
 
-    def latest_cursor(self, agency_code: str) -> int:
-        value = self.session.execute(sa.select(sa.func.max(orm.payment_events.c.id)).where(
-            orm.payment_events.c.agency_code == agency_code)).scalar()
+    def latest_cursor(self, agency_code: str | None) -> int:
+        statement = sa.select(sa.func.max(orm.payment_events.c.id))
+        if agency_code:
+            statement = statement.where(orm.payment_events.c.agency_code == agency_code)
+        value = self.session.execute(statement).scalar()
         return int(value or 0)
 
 

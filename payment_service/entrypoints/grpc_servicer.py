@@ -225,7 +225,7 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
             except ValueError:
                 raise InvalidArgument.single("cursor", "is not a cursor this service returned") from None
         else:
-            cursor = self.services.latest_cursor(agency) if agency else 0
+            cursor = self.services.latest_cursor(agency)
         while context.is_active():
             seen = self.wake.generation()
             views = self.services.events_after(agency, cursor)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import logging
 import re
@@ -425,47 +424,43 @@ class PaymentServices:
 
     def refund_payment(self, caller: Caller, payment_id: str, amount: int, idempotency_key: str,
                        reason: str) -> tuple[Payment, Refund]:
-        """Refund through the payment's connector, idempotent per (payment, key)."""
+        """Refund through the payment's connector, idempotent per (payment, key). The payment's row lock is held
+        across the counterpart call (at most its 10 s timeout) so two refunds can never together exceed what was
+        paid; refunds are rare, so the wait costs nothing elsewhere."""
         caller.require(SCOPE_CREATE)
         if not idempotency_key or len(idempotency_key) > 128:
             raise InvalidArgument.single("idempotency_key", "is required: 1-128 characters, the same on every retry")
         if amount < 0:
             raise InvalidArgument.single("amount", "must not be negative")
         with self.uow_factory() as uow:
-            payment = self._visible_payment(uow, caller, payment_id)
+            payment = self._visible_payment(uow, caller, payment_id, lock=True)
             previous = uow.refunds.get(payment.id, idempotency_key)
-        if previous is not None:
-            return payment, previous
-        amount = amount or payment.refundable_amount
-        refund_id = uuid.uuid4().hex
-        # Check the state machine before asking the bank to move money.
-        probe = copy.deepcopy(payment)
-        probe.refund(amount, refund_id, self.clock.now())
-        connector = self.connectors.get(payment.connector_code)
-        if connector is None or not connector.info.supports_refund:
-            raise FailedPrecondition(f"connector {payment.connector_code or '(none)'} cannot refund; refund by "
-                                     "bank transfer and record it through reconciliation",
-                                     reason="REFUND_NOT_SUPPORTED")
-        try:
-            answer = connector.refund(payment.reference, payment.provider_reference, amount, refund_id)
-        except ConnectorError as error:
-            raise Unavailable(f"{connector.info.code} did not refund: {error}", reason="CONNECTOR_ERROR") from None
-        if not answer.accepted:
-            raise FailedPrecondition(f"{connector.info.code} refused the refund: {answer.message}",
-                                     reason="REFUND_REJECTED", metadata={"provider_code": answer.provider_code})
-        now = self.clock.now()
-        refund = Refund(refund_id, payment.id, idempotency_key, amount, answer.provider_reference, now)
-        with self.uow_factory() as uow:
-            locked = self._visible_payment(uow, caller, payment_id, lock=True)
-            existing = uow.refunds.get(payment.id, idempotency_key)
-            if existing is not None:
-                return locked, existing
-            locked.refund(amount, refund_id, now)
+            if previous is not None:
+                return payment, previous
+            amount = amount or payment.refundable_amount
+            refund_id = uuid.uuid4().hex
+            now = self.clock.now()
+            # The state machine decides before the bank is asked to move any money.
+            payment.refund(amount, refund_id, now)
+            connector = self.connectors.get(payment.connector_code)
+            if connector is None or not connector.info.supports_refund:
+                raise FailedPrecondition(f"connector {payment.connector_code or '(none)'} cannot refund; refund by "
+                                         "bank transfer and record it through reconciliation",
+                                         reason="REFUND_NOT_SUPPORTED")
+            try:
+                answer = connector.refund(payment.reference, payment.provider_reference, amount, refund_id)
+            except ConnectorError as error:
+                raise Unavailable(f"{connector.info.code} did not refund: {error}",
+                                  reason="CONNECTOR_ERROR") from None
+            if not answer.accepted:
+                raise FailedPrecondition(f"{connector.info.code} refused the refund: {answer.message}",
+                                         reason="REFUND_REJECTED", metadata={"provider_code": answer.provider_code})
+            refund = Refund(refund_id, payment.id, idempotency_key, amount, answer.provider_reference, now)
             uow.refunds.add(refund)
-            self._persist(uow, locked)
+            self._persist(uow, payment)
             uow.commit()
         self.notifier.notify()
-        return locked, refund
+        return payment, refund
 
     # -- connector notifications, status sweeps, expiry ---------------------------------------------------
 
@@ -674,7 +669,7 @@ class PaymentServices:
         with self.uow_factory() as uow:
             return uow.events.search(agency_code, "", None, cursor, limit)
 
-    def latest_cursor(self, agency_code: str) -> int:
+    def latest_cursor(self, agency_code: str | None) -> int:
         with self.uow_factory() as uow:
             return uow.events.latest_cursor(agency_code)
 

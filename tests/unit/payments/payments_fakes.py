@@ -199,8 +199,8 @@ class FakeEvents:
     def get(self, event_id: str) -> EventView | None:
         return next((self._view(c, e) for c, e in self.store.events if e.event_id == event_id), None)
 
-    def latest_cursor(self, agency_code: str) -> int:
-        return max((c for c, e in self.store.events if e.agency_code == agency_code), default=0)
+    def latest_cursor(self, agency_code: str | None) -> int:
+        return max((c for c, e in self.store.events if not agency_code or e.agency_code == agency_code), default=0)
 
 
 class FakeOutbox:

@@ -9,7 +9,12 @@ from payments_fakes import ADMIN, HCM, HN, HN_ACCOUNT, OTHER_ACCOUNT, T0, Caller
 
 from payment_service.domain import reference as references
 from payment_service.domain.commands import FeeLineInput
-from payment_service.domain.connector import ConnectorErrorKind, ConnectorStatus
+from payment_service.domain.connector import (
+    ConnectorErrorKind,
+    ConnectorStatus,
+    InboundNotification,
+    NotificationKind,
+)
 from payment_service.domain.model import EventSource, PaymentStatus
 from payment_service.domain.vietqr import parse_payload
 from payment_service.service_layer.ports import OutboxKind, PaymentFilter
@@ -280,3 +285,15 @@ def test_a_success_from_a_status_refresh_is_sourced_as_a_status_query(world: Wor
 def test_the_other_account_of_an_agency_is_accepted(world: World) -> None:
     payment = world.create(beneficiary_bin=OTHER_ACCOUNT.bank_bin, beneficiary_account=OTHER_ACCOUNT.account)
     assert parse_payload(payment.qr_payload).bank_bin == "970415"
+
+
+def test_a_payment_whose_connector_cannot_refund_is_refused_without_change(world: World) -> None:
+    payment = world.create()
+    notice = InboundNotification(NotificationKind.ACCOUNT_CREDITED, "", ConnectorStatus.SUCCEEDED, 185_000, "FT1",
+                                 "c-1", transfer_note=payment.reference)
+    world.services.handle_notification("vietqr", notice)
+    with pytest.raises(FailedPrecondition) as refused:
+        world.services.refund_payment(HCM, payment.id, 0, "r", "")
+    assert refused.value.reason == "REFUND_NOT_SUPPORTED"
+    stored = world.stored(payment.id)
+    assert stored.status is PaymentStatus.SUCCEEDED and stored.refunded_amount == 0
