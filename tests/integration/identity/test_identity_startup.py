@@ -3,6 +3,8 @@ SQLite for `make run`, and the benchmark starter."""
 
 from __future__ import annotations
 
+import socket
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -152,3 +154,32 @@ def _ts(moment: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(moment)
     return stamp
+
+
+def test_an_unreachable_or_silent_upstream_is_unavailable_within_the_timeout(tmp_path: Path,
+                                                                             sandboxes: Sandboxes) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there any more
+    service = start_service(tmp_path, sandboxes, upstream_timeout_seconds=1.0)
+    try:
+        admin = (("authorization", f"Bearer {client_token(service, ADMIN_CLIENT, 'dvc-identity')}"),)
+        for provider_id, port in (("silent-idp", silent.getsockname()[1]), ("gone-idp", closed_port)):
+            base = f"http://127.0.0.1:{port}"
+            service.stub.RegisterIdentityProvider(pb.RegisterIdentityProviderRequest(provider=pb.IdentityProvider(
+                provider_id=provider_id, kind=pb.PROVIDER_KIND_CITIZEN, issuer=base, client_id="dvc-portal",
+                discovery_url=f"{base}/.well-known/openid-configuration", allowed_algorithms=["ES256"],
+                claim_mapping=pb.ClaimMapping(national_id="so_dinh_danh", level="muc_do_dinh_danh"))),
+                metadata=admin)
+            started = time.monotonic()
+            assert refused(lambda pid=provider_id: service.stub.StartLogin(
+                pb.StartLoginRequest(provider_id=pid, redirect_uri="http://127.0.0.1:9/cb"), timeout=10),
+                grpc.StatusCode.UNAVAILABLE) == "UPSTREAM_UNAVAILABLE"
+            assert time.monotonic() - started < 3
+    finally:
+        stop_service(service)
+        silent.close()
