@@ -61,9 +61,11 @@ def _serve(database_url: str, s3_endpoint: str, access_key: str, secret_key: str
 class WalletBench:
     """A running wallet and the calls a benchmark measures; every method is safe from many threads."""
 
-    def __init__(self, grpc_port: int, seed: str, stop: Callable[[], None], storage: MinioObjectStorage) -> None:
+    def __init__(self, grpc_port: int, seed: str, stop: Callable[[], None], storage: MinioObjectStorage, *,
+                 own_bucket: bool = False) -> None:
         self.grpc_port = grpc_port
         self._storage = storage
+        self._own_bucket = own_bucket
         self.info = {"grpc_port": grpc_port}
         self._stop = stop
         tokens = bench_token_issuer(seed)
@@ -165,6 +167,12 @@ class WalletBench:
     def stop(self) -> None:
         self._channel.close()
         self._stop()
+        if self._own_bucket:
+            # A bucket made for this run goes with it, so repeated `make bench` runs leave nothing behind.
+            client, bucket = self._storage.client, self._storage.bucket
+            for item in client.list_objects(bucket, recursive=True):
+                client.remove_object(bucket, item.object_name or "")
+            client.remove_bucket(bucket)
 
 
 def replace_tail(body: bytes, index: int) -> bytes:
@@ -178,6 +186,7 @@ def start_for_bench(database_url: str, s3_endpoint: str, access: str, secret: st
     """Start the wallet in its own process (so the load generator does not share its interpreter lock) on
     ``database_url`` (an empty database: migrations run) and the S3 server, with the dev issuer keys."""
     seed = seed or uuid.uuid4().hex
+    own_bucket = not bucket
     bucket = bucket or f"walletbench{uuid.uuid4().hex[:10]}"
     context = multiprocessing.get_context("spawn")
     parent_end, child_end = context.Pipe()
@@ -197,5 +206,5 @@ def start_for_bench(database_url: str, s3_endpoint: str, access: str, secret: st
             process.kill()
 
     storage = MinioObjectStorage(make_client(s3_endpoint, access, secret), bucket)
-    return WalletBench(port, seed, stop, storage)
+    return WalletBench(port, seed, stop, storage, own_bucket=own_bucket)
 
