@@ -15,7 +15,7 @@ from dvc.wallet.v1 import wallet_pb2 as pb
 from wallet_it_support import PDF, new_citizen, reason_of, unique_pdf, violations_of
 
 pytestmark = pytest.mark.integration
-ROUNDS = 4
+RACE_ROUNDS = 4
 
 
 def test_an_issued_document_lands_in_the_bucket_under_its_hash_and_verifies(api):
@@ -201,7 +201,7 @@ def test_concurrent_issues_racing_on_one_key_leave_only_the_winner_stored(api):
     decides); its object must be removed again. Either way exactly one document and one object remain."""
     from concurrent.futures import ThreadPoolExecutor
 
-    for round_number in range(ROUNDS):
+    for round_number in range(RACE_ROUNDS):
         citizen_id = new_citizen()
         contents = [unique_pdf(f"racer-{round_number}-{side}") for side in range(2)]
         before = api.objects()

@@ -145,7 +145,17 @@ def test_the_access_log_chain_verifies_and_an_edit_in_the_database_is_caught(api
     api.redeem(share.share_id)
     check = api.stub.VerifyAccessLog(pb.VerifyAccessLogRequest(), metadata=api.citizen(citizen_id))
     assert check.intact and check.entries_checked == 4
+    first_page = api.stub.ListAccessLog(pb.ListAccessLogRequest(page_size=3), metadata=api.citizen(citizen_id))
+    rest = api.stub.ListAccessLog(pb.ListAccessLogRequest(page_size=3, page_token=first_page.next_page_token),
+                                  metadata=api.citizen(citizen_id))
+    assert [e.sequence for e in first_page.entries] == [4, 3, 2] and [e.sequence for e in rest.entries] == [1]
+    assert rest.next_page_token == ""
     assert api.log_actions(citizen_id) == ["ISSUED", "READ", "SHARED", "REDEEMED"]
+    other = api.issue(unique_pdf("other"), citizen_id)
+    about_first = api.stub.ListAccessLog(pb.ListAccessLogRequest(document_id=document.document_id),
+                                         metadata=api.citizen(citizen_id)).entries
+    assert [entry.sequence for entry in about_first] == [4, 2, 1]
+    assert other.document_id not in {entry.document_id for entry in about_first}
     with api.engine.begin() as connection:
         connection.execute(text("UPDATE wallet_access_log SET agency_code = 'NOBODY' "
                                 "WHERE citizen_id = :citizen AND sequence = 3"), {"citizen": citizen_id})
