@@ -43,6 +43,11 @@ from payment_service.service_layer.ports import (
 from servicekit.db import SqlUnitOfWork as BaseUnitOfWork
 
 VIETNAM_OFFSET = 7
+# Statements built once: SQLAlchemy caches their compiled form on the object, so the hot path skips rebuilding
+# and re-keying them on every call.
+INSERT_PAYMENT = sa.insert(orm.payments)
+INSERT_EVENT = sa.insert(orm.payment_events)
+INSERT_OUTBOX = sa.insert(orm.outbox)
 _PAID = (PaymentStatus.SUCCEEDED.value, PaymentStatus.REFUNDED.value, PaymentStatus.PARTIALLY_REFUNDED.value)
 
 
@@ -177,9 +182,9 @@ class SqlPaymentRepository:
     def _append_events(self, payment: Payment) -> None:
         rows = [_event_row(e) for e in payment.new_events]
         if len(rows) == 1:
-            self.session.execute(sa.insert(orm.payment_events).values(rows[0]))
+            self.session.execute(INSERT_EVENT, rows[0])
         elif rows:
-            self.session.execute(sa.insert(orm.payment_events), rows)
+            self.session.execute(INSERT_EVENT, rows)
 
     def add(self, payment: Payment, created_day: str) -> None:
         row = {
@@ -196,7 +201,7 @@ class SqlPaymentRepository:
             **_payment_row(payment),
         }
         try:
-            self.session.execute(sa.insert(orm.payments).values(row))
+            self.session.execute(INSERT_PAYMENT, row)
             self._append_events(payment)
         except IntegrityError:
             raise DuplicateKey(payment.idempotency_key) from None
@@ -354,12 +359,12 @@ class SqlOutboxRepository:
         self.session = session
 
     def add(self, entry: OutboxEntry) -> None:
-        self.session.execute(sa.insert(orm.outbox).values(
-            kind=entry.kind.value, event_id=entry.event_id, payment_id=entry.payment_id,
-            agency_code=entry.agency_code, payload=entry.payload, status=entry.status.value,
-            attempts=entry.attempts, next_attempt_at=utc(entry.next_attempt_at), last_error=entry.last_error,
-            created_at=utc(entry.created_at), confirmed_at=utc(entry.confirmed_at),
-            retry_until=utc(entry.retry_until), delivered_at=None))
+        self.session.execute(INSERT_OUTBOX, {
+            "kind": entry.kind.value, "event_id": entry.event_id, "payment_id": entry.payment_id,
+            "agency_code": entry.agency_code, "payload": entry.payload, "status": entry.status.value,
+            "attempts": entry.attempts, "next_attempt_at": utc(entry.next_attempt_at), "last_error": entry.last_error,
+            "created_at": utc(entry.created_at), "confirmed_at": utc(entry.confirmed_at),
+            "retry_until": utc(entry.retry_until), "delivered_at": None})
 
     def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> list[OutboxEntry]:
         table = orm.outbox
