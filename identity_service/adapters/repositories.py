@@ -16,6 +16,17 @@ from identity_service.domain.consent import Delegation
 from identity_service.domain.providers import ClaimMapping, Provider
 
 
+def insert_unless_duplicate(session: Session, statement: Any) -> bool:
+    """Run an INSERT in a savepoint; False (and the transaction intact) when a unique key says the row exists,
+    so concurrent writers of the same row (two replicas, two requests) never turn a race into an error."""
+    try:
+        with session.begin_nested():
+            session.execute(statement)
+    except IntegrityError:
+        return False
+    return True
+
+
 def aware(moment: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything here is UTC."""
     if moment is None or moment.tzinfo is not None:
@@ -132,10 +143,12 @@ class ProviderRepository:
             upstream_scopes=list(provider.upstream_scopes), default_level=provider.default_level,
             role_scopes={role: list(scopes) for role, scopes in provider.role_scopes.items()},
             source=provider.source, updated_at=now)
-        changed = self.session.execute(update(table).where(table.c.provider_id == provider.provider_id)
-                                       .values(**values)).rowcount  # type: ignore[attr-defined]
-        if not changed:
-            self.session.execute(insert(table).values(provider_id=provider.provider_id, **values))
+        statement = update(table).where(table.c.provider_id == provider.provider_id).values(**values)
+        if self.session.execute(statement).rowcount:  # type: ignore[attr-defined]
+            return
+        if not insert_unless_duplicate(self.session, insert(table).values(provider_id=provider.provider_id,
+                                                                          **values)):
+            self.session.execute(statement)
 
 
 class ClientRepository:
@@ -248,13 +261,14 @@ class AccountRepository:
         values = dict(kind=account.kind, national_id=account.national_id, name=account.name,
                       agency=account.agency, roles=list(account.roles), level=account.level,
                       last_login_at=account.last_login_at, last_provider_id=account.last_provider_id)
-        changed = self.session.execute(update(table).where(table.c.subject == account.subject)
-                                       .values(**values)).rowcount  # type: ignore[attr-defined]
-        if changed:
+        statement = update(table).where(table.c.subject == account.subject).values(**values)
+        if self.session.execute(statement).rowcount:  # type: ignore[attr-defined]
             return True
-        self.session.execute(insert(table).values(subject=account.subject, first_login_at=account.first_login_at,
-                                                  **values))
-        return False
+        if insert_unless_duplicate(self.session, insert(table).values(
+                subject=account.subject, first_login_at=account.first_login_at, **values)):
+            return False
+        self.session.execute(statement)  # a concurrent first login inserted it a moment ago
+        return True
 
 
 @dataclass(frozen=True)
@@ -318,12 +332,8 @@ class RevocationRepository:
 
     def add(self, jti: str, expires_at: datetime, now: datetime, reason: str, subject: str = "") -> bool:
         """Deny-list ``jti``; False when it already was."""
-        table = orm.revoked_tokens
-        if self.session.execute(select(table.c.jti).where(table.c.jti == jti)).first():
-            return False
-        self.session.execute(insert(table).values(jti=jti, expires_at=expires_at, revoked_at=now,
-                                                  reason=reason[:200], subject=subject[:128]))
-        return True
+        return insert_unless_duplicate(self.session, insert(orm.revoked_tokens).values(
+            jti=jti, expires_at=expires_at, revoked_at=now, reason=reason[:200], subject=subject[:128]))
 
     def active(self, now: datetime) -> list[str]:
         table = orm.revoked_tokens
@@ -342,13 +352,8 @@ class AssertionRepository:
 
     def remember(self, client_id: str, jti: str, expires_at: datetime) -> bool:
         """Record the assertion id; False if it was seen before (a replay)."""
-        try:
-            with self.session.begin_nested():
-                self.session.execute(insert(orm.used_assertions).values(client_id=client_id, jti=jti,
-                                                                        expires_at=expires_at))
-        except IntegrityError:
-            return False
-        return True
+        return insert_unless_duplicate(self.session, insert(orm.used_assertions).values(
+            client_id=client_id, jti=jti, expires_at=expires_at))
 
     def purge(self, before: datetime) -> None:
         self.session.execute(delete(orm.used_assertions).where(orm.used_assertions.c.expires_at < before))

@@ -152,7 +152,7 @@ def admin_metadata(identity: Identity) -> tuple[tuple[str, str], ...]:
 
 def error_reason(error: grpc.RpcError) -> str:
     """The ErrorInfo reason of a failed call."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None, f"no rich status on {error}"
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()
@@ -162,7 +162,7 @@ def error_reason(error: grpc.RpcError) -> str:
 
 
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     assert status is not None
     for detail in status.details:
         info = error_details_pb2.ErrorInfo()

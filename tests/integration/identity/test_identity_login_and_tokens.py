@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import jwt
@@ -23,6 +24,7 @@ from identity_support import (
     Identity,
     admin_metadata,
     client_token,
+    error_reason,
     login,
     refused,
 )
@@ -272,3 +274,45 @@ def test_a_token_introspected_before_is_still_refused_once_revoked(identity: Ide
     identity.stub.RevokeToken(pb.RevokeTokenRequest(token=token))
     assert refused(lambda: identity.stub.IntrospectToken(pb.IntrospectTokenRequest(token=token)),
                    UNAUTHENTICATED) == "TOKEN_REVOKED"
+
+
+def test_concurrent_revocations_of_one_token_all_succeed_and_count_once(identity: Identity) -> None:
+    token = client_token(identity, PROVINCE_CLIENT, "dvc-payments")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: identity.stub.RevokeToken(pb.RevokeTokenRequest(token=token), timeout=10),
+                                range(8)))
+    assert sum(len(answer.revoked_jtis) for answer in answers) == 1
+
+
+def test_a_refresh_token_raced_by_two_holders_yields_one_winner_and_ends_the_family(identity: Identity) -> None:
+    refresh = login(identity, CITIZEN_L2).tokens.refresh_token
+
+    def attempt(_: int) -> str:
+        try:
+            identity.stub.RefreshToken(pb.RefreshTokenRequest(refresh_token=refresh), timeout=10)
+            return "ok"
+        except grpc.RpcError as error:
+            return error_reason(error)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = sorted(pool.map(attempt, range(6)))
+    assert outcomes.count("ok") == 1
+    assert set(outcomes) - {"ok"} <= {"REFRESH_TOKEN_REUSED", "REFRESH_TOKEN_REVOKED"}
+    assert "REFRESH_TOKEN_REUSED" in outcomes
+
+
+def test_issuance_refresh_revocation_and_registration_are_audited(identity: Identity) -> None:
+    done = login(identity, CITIZEN_L2)
+    identity.stub.RefreshToken(pb.RefreshTokenRequest(refresh_token=done.tokens.refresh_token))
+    identity.stub.RevokeToken(pb.RevokeTokenRequest(token=client_token(identity, PROVINCE_CLIENT, "dvc-payments")))
+    admin = admin_metadata(identity)
+    for event_type, subject in (("token.issued", "hcm-dossier-system"), ("token.refreshed", CITIZEN_L2),
+                                ("token.revoked", "hcm-dossier-system"), ("client.registered", "dvc-dev-admin")):
+        events = identity.stub.ListAuditEvents(pb.ListAuditEventsRequest(event_type=event_type, subject=subject),
+                                               metadata=admin).events
+        assert events, f"no {event_type} event"
+        assert all("dev-secret-" not in event.detail_json and "eyJ" not in event.detail_json for event in events)
+    page = identity.stub.ListAuditEvents(pb.ListAuditEventsRequest(page_size=2), metadata=admin)
+    following = identity.stub.ListAuditEvents(pb.ListAuditEventsRequest(page_size=2, page_token=page.next_page_token),
+                                              metadata=admin)
+    assert page.events[-1].event_id > following.events[0].event_id  # newest first, pages do not overlap

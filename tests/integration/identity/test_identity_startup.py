@@ -54,7 +54,9 @@ def test_production_seeds_no_demo_clients_and_keys_are_encrypted_at_rest(tmp_pat
         assert login(service, CITIZEN_L2).subject == CITIZEN_L2  # people still log in
         engine = create_engine(service.settings.database_url)
         with engine.connect() as connection:
-            kid, sealed = connection.execute(text("SELECT kid, private_key_encrypted FROM signing_keys")).first()
+            row = connection.execute(text("SELECT kid, private_key_encrypted FROM signing_keys")).first()
+        assert row is not None
+        kid, sealed = row
         engine.dispose()
         assert b"PRIVATE KEY" not in bytes(sealed)
         assert b"PRIVATE KEY" in KeyEncryptor(PRODUCTION_KEK).decrypt(bytes(sealed), kid)
