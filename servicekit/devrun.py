@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,16 +47,24 @@ def platform_env() -> dict[str, str]:
     }
 
 
-def service(name: str, grpc_port: int, http_port: int, metrics_port: int, **extra: str) -> Managed:
+def service(name: str, grpc_port: int, http_port: int, metrics_port: int, database_url: str = "",
+            **extra: str) -> Managed:
     prefix = name.upper()
     env = {f"{prefix}_GRPC_PORT": str(grpc_port), f"{prefix}_HTTP_PORT": str(http_port),
            f"{prefix}_METRICS_PORT": str(metrics_port),
-           f"{prefix}_DATABASE_URL": f"sqlite:///{DATA / (name + '.sqlite3')}", **extra}
+           f"{prefix}_DATABASE_URL": database_url or f"sqlite:///{DATA / (name + '.sqlite3')}", **extra}
     return Managed(name, [sys.executable, "-m", f"{name}_service", "serve"], env, grpc_port, http_port)
 
 
-def processes() -> list[Managed]:
-    """Everything `make run` starts, sandboxes first so the services find their counterparts."""
+def processes(database_urls: Mapping[str, str] | None = None, s3_endpoint: str = "",
+              service_env: Mapping[str, Mapping[str, str]] | None = None) -> list[Managed]:
+    """Everything `make run` starts, sandboxes first so the services find their counterparts.
+
+    `make run` calls it bare (SQLite files under .data/run, the run profile's S3). The load test passes
+    ``database_urls`` by service name ("identity", "wallet", "payment"), its own ``s3_endpoint`` and extra
+    ``service_env`` by service name, so both start the very same platform."""
+    urls = database_urls or {}
+    extra = service_env or {}
     return [
         Managed("vneid-sandbox", [sys.executable, "-m", "identity_service.sandbox", "--provider", "vneid",
                                   "--port", "8091"], http_port=8091),
@@ -63,12 +72,14 @@ def processes() -> list[Managed]:
                                        "--port", "8092"], http_port=8092),
         Managed("bank-sandboxes", [sys.executable, "-m", "payment_service.sandbox",
                                    "--notify-url-base", "http://127.0.0.1:8082/callbacks"], http_port=8101),
-        service("identity", 50051, 8081, 9461),
-        service("wallet", 50053, 8083, 9463,
-                WALLET_S3_ENDPOINT=f"127.0.0.1:{S3['s3']}", WALLET_S3_ACCESS_KEY=devservers.S3_ACCESS_KEY,
-                WALLET_S3_SECRET_KEY=devservers.S3_SECRET_KEY),
-        service("payment", 50052, 8082, 9462, PAYMENT_WALLET_ADDR="127.0.0.1:50053",
-                PAYMENT_IDENTITY_ADDR="127.0.0.1:50051", PAYMENT_PUBLIC_URL="http://127.0.0.1:8082"),
+        service("identity", 50051, 8081, 9461, urls.get("identity", ""), **extra.get("identity", {})),
+        service("wallet", 50053, 8083, 9463, urls.get("wallet", ""),
+                WALLET_S3_ENDPOINT=s3_endpoint or f"127.0.0.1:{S3['s3']}",
+                WALLET_S3_ACCESS_KEY=devservers.S3_ACCESS_KEY, WALLET_S3_SECRET_KEY=devservers.S3_SECRET_KEY,
+                **extra.get("wallet", {})),
+        service("payment", 50052, 8082, 9462, urls.get("payment", ""), PAYMENT_WALLET_ADDR="127.0.0.1:50053",
+                PAYMENT_IDENTITY_ADDR="127.0.0.1:50051", PAYMENT_PUBLIC_URL="http://127.0.0.1:8082",
+                **extra.get("payment", {})),
     ]
 
 
@@ -89,33 +100,35 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start_all(managed: list[Managed]) -> None:
-    DATA.mkdir(parents=True, exist_ok=True)
+def start_all(managed: list[Managed], logs: Path = DATA) -> None:
+    logs.mkdir(parents=True, exist_ok=True)
     base_env = {**os.environ, **platform_env()}
     for item in managed:
-        log = open(DATA / f"{item.name}.log", "ab")
+        log = open(logs / f"{item.name}.log", "ab")
         item.process = subprocess.Popen(item.argv, cwd=ROOT, env={**base_env, **item.env}, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def wait_until_serving(managed: list[Managed], started: float) -> None:
+def wait_until_serving(managed: list[Managed], started: float, logs: Path = DATA) -> None:
     pending = {item.name: item for item in managed}
     while pending:
         for name, item in list(pending.items()):
             assert item.process is not None
             if item.process.poll() is not None:
-                tail = (DATA / f"{name}.log").read_text(errors="replace").strip().splitlines()[-3:]
+                tail = (logs / f"{name}.log").read_text(errors="replace").strip().splitlines()[-3:]
                 raise SystemExit(f"{name} exited during start-up:\n  " + "\n  ".join(tail))
             ready = _healthy(item.grpc_port) if item.grpc_port else _listening(item.http_port or 0)
             if ready:
                 del pending[name]
         if time.monotonic() - started > START_TIMEOUT_SECONDS:
             raise SystemExit(f"not SERVING after {START_TIMEOUT_SECONDS}s: {', '.join(pending)} "
-                             f"(logs in {DATA.relative_to(ROOT)}/)")
+                             f"(logs in {logs}/)")
         time.sleep(0.3)
 
 
-def stop_all(managed: list[Managed]) -> None:
+def stop_all(managed: list[Managed], s3_data: Path | None = ROOT / ".data" / "run") -> None:
+    """Stop the processes (SIGTERM, then SIGKILL after 15 s) and the S3 server of ``s3_data`` if one is given
+    (the load test passes None: its S3 belongs to `scripts/devservers.py --profile load`)."""
     for item in reversed(managed):
         if item.process and item.process.poll() is None:
             item.process.send_signal(signal.SIGTERM)
@@ -125,7 +138,8 @@ def stop_all(managed: list[Managed]) -> None:
                 item.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 item.process.kill()
-    devservers.stop_s3(ROOT / ".data" / "run")
+    if s3_data is not None:
+        devservers.stop_s3(s3_data)
 
 
 def banner(managed: list[Managed], seconds: float) -> str:
