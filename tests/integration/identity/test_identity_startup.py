@@ -3,13 +3,17 @@ SQLite for `make run`, and the benchmark starter."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
 import pytest
+import requests
 from dvc.identity.v1 import identity_pb2 as pb
 from dvc.identity.v1 import identity_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -185,3 +189,36 @@ def test_an_unreachable_or_silent_upstream_is_unavailable_within_the_timeout(tmp
     finally:
         stop_service(service)
         silent.close()
+
+
+def _env(**extra: str) -> dict[str, str]:
+    root = Path(__file__).resolve().parents[3]
+    return {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{root / '.gen'}", **extra}
+
+
+def test_the_sandbox_command_serves_a_provider() -> None:
+    process = subprocess.Popen([sys.executable, "-m", "identity_service.sandbox", "--provider", "agency", "--port",
+                                "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env())
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().rsplit(" at ", 1)[1].strip()
+        document = requests.get(f"{url}/.well-known/openid-configuration", timeout=5).json()
+        assert document["issuer"] == url and document["code_challenge_methods_supported"] == ["S256"]
+        accounts = requests.get(f"{url}/accounts.json", timeout=5).json()["accounts"]
+        assert {"canbo.hcm", "quantri.dvc"} <= {account["username"] for account in accounts}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_migrate_command_brings_a_database_to_head(tmp_path: Path) -> None:
+    database = tmp_path / "identity.sqlite3"
+    done = subprocess.run([sys.executable, "-m", "identity_service", "migrate"], capture_output=True, text=True,
+                          timeout=60, env=_env(IDENTITY_DATABASE_URL=f"sqlite:///{database}"))
+    assert done.returncode == 0, done.stderr
+    assert "schema is at head" in done.stdout
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.connect() as connection:
+        tables = set(connection.execute(text("SELECT name FROM sqlite_master WHERE type='table'")).scalars())
+    engine.dispose()
+    assert {"signing_keys", "revoked_tokens", "refresh_tokens", "delegations", "audit_events"} <= tables
