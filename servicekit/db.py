@@ -34,7 +34,10 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+    # No pool_pre_ping: it costs a round trip per transaction on the hot paths (measured ~20% of a share
+    # redemption). Connections are recycled instead, and a connection broken by a database restart fails one
+    # request, which the caller retries like any UNAVAILABLE.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
                          pool_timeout=10, connect_args={"connect_timeout": 5})
 
 
