@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
+import sqlalchemy.exc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -156,6 +157,10 @@ class ErrorInterceptor(_Interceptor):
             abort_with(context, exc)
         if _is_abort(exc):
             raise exc
+        if isinstance(exc, sqlalchemy.exc.OperationalError):
+            # Lost or refused database connections are transient: tell the caller to retry, not "internal".
+            log.warning("database unavailable", extra={"method": method, "error": type(exc.orig).__name__})
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the database is temporarily unavailable; retry the call")
         log.exception("unhandled error", extra={"method": method})
         context.abort(grpc.StatusCode.INTERNAL, f"internal error; quote request id {request_id_var.get()} to support")
 

@@ -218,3 +218,20 @@ def test_the_cli_lists_services_and_calls_an_rpc_from_json(served):
     token = issuer.mint("001099012345", audience=AUDIENCE)
     replies = cli.call(address, "dvc.diagnostics.v1.EchoService/Echo", {"message": "xin chao"}, token)
     assert replies == [{"message": "001099012345:xin chao"}]
+
+
+def test_a_lost_database_connection_is_unavailable_not_internal():
+    import sqlalchemy.exc
+
+    class DatabaseDown(echo_pb2_grpc.EchoServiceServicer):
+        def Echo(self, request, context):
+            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionError("server closed the connection"))
+
+    running = start_server([ServiceRegistration(echo_pb2_grpc.add_EchoServiceServicer_to_server, DatabaseDown(),
+                                                "dvc.diagnostics.v1.EchoService")],
+                           interceptors=standard_interceptors(None, frozenset({"Echo"})))
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel, pytest.raises(grpc.RpcError) as failure:
+        echo_pb2_grpc.EchoServiceStub(channel).Echo(echo_pb2.EchoRequest(message="x"), timeout=5)
+    running.drain(0.5)
+    assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "retry" in failure.value.details()
