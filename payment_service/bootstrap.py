@@ -235,7 +235,7 @@ def build(settings: PaymentSettings, platform: PlatformSettings, engine: Engine,
 
     callbacks = callbacks_blueprint_or_none(registry, services.handle_notification, services.refresh_status)
     http_app = create_app(services, qr_images, ready=ready, callbacks=callbacks)
-    servicer = PaymentServicer(services, reporting, qr_images, wake)
+    servicer = PaymentServicer(services, reporting, qr_images, wake, max_watchers=max(settings.grpc_workers // 4, 1))
     if chosen.on_built is not None:
         chosen.on_built(services)
     return Components(registrations=[registration(servicer)], http_app=http_app, workers=list(workers),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +32,7 @@ from payment_service.service_layer.qr_images import QrImages
 from payment_service.service_layer.reporting import Reporting, Summary
 from payment_service.service_layer.services import PaymentServices
 from servicekit.auth import current_principal
-from servicekit.errors import InvalidArgument
+from servicekit.errors import InvalidArgument, ResourceExhausted
 from servicekit.grpc_server import ServiceRegistration
 
 PUBLIC_METHODS = frozenset({"BuildVietQr", "ParseVietQr"})
@@ -76,11 +77,14 @@ def caller() -> Caller:
 class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
     """Translates between the contract and the use cases."""
 
-    def __init__(self, services: PaymentServices, reporting: Reporting, qr_images: QrImages, wake: WakeUp) -> None:
+    def __init__(self, services: PaymentServices, reporting: Reporting, qr_images: QrImages, wake: WakeUp,
+                 max_watchers: int = 8) -> None:
         self.services = services
         self.reporting = reporting
         self.qr = qr_images
         self.wake = wake
+        # Each open stream holds a server worker thread: cap them so streams never starve unary calls.
+        self._watch_slots = threading.BoundedSemaphore(max_watchers)
 
     # -- conversions --------------------------------------------------------------------------------------
 
@@ -226,14 +230,20 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
                 raise InvalidArgument.single("cursor", "is not a cursor this service returned") from None
         else:
             cursor = self.services.latest_cursor(agency)
-        while context.is_active():
-            seen = self.wake.generation()
-            views = self.services.events_after(agency, cursor)
-            for view in views:
-                cursor = view.cursor
-                yield pb.WatchPaymentsResponse(event=self.event_pb(view), cursor=str(cursor))
-            if not views:
-                self.wake.wait(seen, WATCH_POLL_SECONDS)
+        if not self._watch_slots.acquire(blocking=False):
+            raise ResourceExhausted("too many open WatchPayments streams on this server; retry shortly or use "
+                                    "ListEvents", reason="TOO_MANY_STREAMS")
+        try:
+            while context.is_active():
+                seen = self.wake.generation()
+                views = self.services.events_after(agency, cursor)
+                for view in views:
+                    cursor = view.cursor
+                    yield pb.WatchPaymentsResponse(event=self.event_pb(view), cursor=str(cursor))
+                if not views:
+                    self.wake.wait(seen, WATCH_POLL_SECONDS)
+        finally:
+            self._watch_slots.release()
 
     # -- VietQR for integrators ---------------------------------------------------------------------------
 

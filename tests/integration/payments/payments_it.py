@@ -71,15 +71,15 @@ class Receiver:
         with self.lock:
             return [delivery["event_id"] for delivery in self.deliveries]
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    def for_payment(self, payment_id: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The deliveries about one payment, once at least ``count`` arrived (or the timeout passed)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while True:
             with self.lock:
-                if len(self.deliveries) >= count:
-                    return list(self.deliveries)
-            time.sleep(0.02)
-        with self.lock:
-            return list(self.deliveries)
+                found = [d for d in self.deliveries if d["body"]["payment"]["id"] == payment_id]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.01)
 
 
 @dataclass

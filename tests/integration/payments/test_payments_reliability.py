@@ -4,6 +4,7 @@ delivered once per event id, redelivery, WatchPayments, jobs safe on several rep
 from __future__ import annotations
 
 import json
+import statistics
 import threading
 import time
 import urllib.request
@@ -82,20 +83,21 @@ def test_ten_concurrent_duplicate_success_callbacks_make_one_transition_and_one_
 def test_the_agency_gets_each_event_once_signed_within_a_second_and_the_receipt_reaches_the_wallet(
         platform: Platform) -> None:
     receiver = platform.receiver
-    payment = platform.stub.CreatePayment(create_request(f"cb-{uuid.uuid4().hex}"), metadata=platform.token()).payment
-    before = len(receiver.event_ids())
     lags_before = REGISTRY.get_sample_value("dvc_payment_callback_lag_seconds_count") or 0.0
-    confirmed = time.time()
-    assert platform.services.handle_notification("fakebank", _success(payment.reference, "ipn-cb")) \
-        is CallbackOutcome.ACCEPTED
-    deliveries = [d for d in receiver.wait_for(before + 1) if d["body"]["payment"]["id"] == payment.id]
-    assert len(deliveries) == 1
-    delivered = deliveries[0]
+    lags = []
+    for attempt in range(5):
+        payment = platform.stub.CreatePayment(create_request(f"cb-{uuid.uuid4().hex}"),
+                                              metadata=platform.token()).payment
+        confirmed = time.time()
+        assert platform.services.handle_notification("fakebank", _success(payment.reference, f"ipn-cb-{attempt}")) \
+            is CallbackOutcome.ACCEPTED
+        [delivered] = receiver.for_payment(payment.id)
+        lags.append(delivered["at"] - confirmed)
+    assert statistics.median(lags) < 1.0, lags  # the target: median bank confirmation → agency
+    assert (REGISTRY.get_sample_value("dvc_payment_callback_lag_seconds_count") or 0.0) >= lags_before + 5
     assert delivered["body"]["type"] == "payment.succeeded" and delivered["body"]["sequence"] == 2
-    assert delivered["at"] - confirmed < 1.0
-    assert (REGISTRY.get_sample_value("dvc_payment_callback_lag_seconds_count") or 0.0) > lags_before
     time.sleep(0.3)
-    assert [d["event_id"] for d in receiver.deliveries].count(delivered["event_id"]) == 1
+    assert receiver.event_ids().count(delivered["event_id"]) == 1
     assert receiver.bad_signatures == 0
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and not any(r.payment_id == payment.id
@@ -106,7 +108,7 @@ def test_the_agency_gets_each_event_once_signed_within_a_second_and_the_receipt_
     redelivered = platform.stub.RedeliverEvent(pb.RedeliverEventRequest(event_id=delivered["event_id"]),
                                                metadata=platform.token())
     assert redelivered.event.sequence == 2
-    receiver.wait_for(before + 2)
+    receiver.for_payment(payment.id, count=2)
     assert receiver.event_ids().count(delivered["event_id"]) == 2
 
 
