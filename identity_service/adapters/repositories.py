@@ -42,6 +42,8 @@ def _aware(moment: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class SigningKeyRow:
+    """One signing key as stored (private half encrypted)."""
+
     kid: str
     algorithm: str
     public_jwk: dict[str, Any]
@@ -52,6 +54,8 @@ class SigningKeyRow:
 
 
 class SigningKeyRepository:
+    """Signing keys."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -152,6 +156,8 @@ class ProviderRepository:
 
 
 class ClientRepository:
+    """Machine clients."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -190,6 +196,8 @@ class ClientRepository:
 
 @dataclass(frozen=True)
 class LoginSession:
+    """A started login: the secrets that bind the upstream's answer to it."""
+
     state: str
     provider_id: str
     nonce: str
@@ -202,6 +210,8 @@ class LoginSession:
 
 
 class LoginSessionRepository:
+    """Started logins, each completed at most once."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -231,6 +241,8 @@ class LoginSessionRepository:
 
 @dataclass(frozen=True)
 class Account:
+    """A person who has logged in: subject, upstream attributes, first and last login."""
+
     subject: str
     kind: str
     national_id: str
@@ -244,6 +256,8 @@ class Account:
 
 
 class AccountRepository:
+    """Accounts by subject."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -273,6 +287,8 @@ class AccountRepository:
 
 @dataclass(frozen=True)
 class RefreshRow:
+    """One refresh token (as a hash) of a login's family, and the access token issued with it."""
+
     token_hash: str
     family_id: str
     subject: str
@@ -289,6 +305,8 @@ class RefreshRow:
 
 
 class RefreshTokenRepository:
+    """Refresh tokens and their families."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -366,6 +384,8 @@ def _delegation(row: Any) -> Delegation:
 
 
 class DelegationRepository:
+    """Consent and guardianship delegations."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
@@ -427,6 +447,8 @@ class DelegationRepository:
 
 @dataclass(frozen=True)
 class AuditEvent:
+    """One audit row."""
+
     event_id: int
     occurred_at: datetime
     event_type: str
@@ -438,6 +460,8 @@ class AuditEvent:
 
 
 class AuditRepository:
+    """The append-only audit trail."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 

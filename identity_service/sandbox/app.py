@@ -65,6 +65,8 @@ class SandboxClient:
 
 @dataclass
 class _Grant:
+    """An authorization code issued and waiting to be redeemed."""
+
     client_id: str
     redirect_uri: str
     code_challenge: str
@@ -77,6 +79,8 @@ class _Grant:
 
 @dataclass
 class _State:
+    """Everything one sandbox instance remembers: its keys, clients and outstanding codes."""
+
     provider: str
     issuer: str | None
     clients: dict[str, SandboxClient]

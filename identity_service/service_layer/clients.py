@@ -32,6 +32,8 @@ from servicekit.errors import (
 
 @dataclass(frozen=True)
 class ClientTokenRequest:
+    """A client-credentials request with one credential (assertion or secret)."""
+
     client_id: str
     audience: str
     scope: str = ""
@@ -39,10 +41,14 @@ class ClientTokenRequest:
     client_assertion: str = ""
     client_secret: str = ""
 
+
 @dataclass(frozen=True)
 class ClientCredentials:
+    """A client and the secret generated for it (empty when none was generated now)."""
+
     client: Client
     secret: str
+
 
 class ClientHandlers(HandlerCore):
     """IssueClientToken, RegisterClient, RotateClientCredentials."""

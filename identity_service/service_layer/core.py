@@ -84,6 +84,7 @@ class IssuedTokens:
     def expires_in(self) -> int:
         return int((self.expires_at - self.issued_at).total_seconds())
 
+
 def encode_cursor(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode("utf-8")).decode("ascii").rstrip("=")
 
@@ -120,6 +121,7 @@ def peek_claims(token: str) -> dict[str, Any]:
     if not isinstance(claims, dict):
         raise Unauthenticated("the token is not a well-formed JWT", reason="MALFORMED_TOKEN")
     return claims
+
 
 class HandlerCore:
     """The ports every use case needs and the steps they share: auditing, minting, verifying, refresh
@@ -230,6 +232,7 @@ class HandlerCore:
         if check_revoked and self._revocations.is_revoked(principal.token_id):
             raise Unauthenticated("the access token has been revoked", reason="TOKEN_REVOKED")
         return principal
+
 
 def missing_field(name: str, value: str) -> FieldViolation | None:
     return None if value else FieldViolation(name, "is required")

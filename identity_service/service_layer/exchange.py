@@ -29,6 +29,8 @@ from servicekit.errors import (
 
 @dataclass(frozen=True)
 class ExchangeRequest:
+    """An RFC 8693 token-exchange request."""
+
     subject_token: str
     subject_token_type: str
     audience: str
@@ -36,6 +38,7 @@ class ExchangeRequest:
     actor_token_type: str = ""
     scope: str = ""
     requested_token_type: str = ""
+
 
 class DelegationHandlers(HandlerCore):
     """ExchangeToken, GrantDelegation, RevokeDelegation, ListDelegations."""

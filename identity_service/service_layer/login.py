@@ -36,6 +36,8 @@ from servicekit.errors import (
 
 @dataclass(frozen=True)
 class LoginStarted:
+    """Where to send the browser, and the state that CompleteLogin needs."""
+
     authorization_url: str
     state: str
     expires_at: datetime
@@ -43,10 +45,13 @@ class LoginStarted:
 
 @dataclass(frozen=True)
 class LoginCompleted:
+    """The platform tokens and who logged in."""
+
     tokens: IssuedTokens
     subject: str
     identity: UpstreamIdentity
     returning: bool
+
 
 class LoginHandlers(HandlerCore):
     """StartLogin, CompleteLogin, RefreshToken."""

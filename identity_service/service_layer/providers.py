@@ -18,8 +18,11 @@ from servicekit.auth import Principal
 
 @dataclass(frozen=True)
 class ProviderView:
+    """A provider as listed: without its secret, saying whether one is stored."""
+
     provider: Provider
     has_client_secret: bool
+
 
 class ProviderHandlers(HandlerCore):
     """RegisterIdentityProvider, ListIdentityProviders and the start-up file sync."""

@@ -29,25 +29,35 @@ from servicekit.errors import (
 
 @dataclass(frozen=True)
 class Introspection:
+    """The verified claims of an active token and the key that signed it."""
+
     claims: dict[str, Any]
     kid: str
 
 
 @dataclass(frozen=True)
 class Revocation:
+    """What a revocation put on the deny-list."""
+
     revoked_jtis: tuple[str, ...]
     family_revoked: bool
 
 
 @dataclass(frozen=True)
 class UserInfo:
+    """The caller and their stored account (none for machine clients)."""
+
     principal: Principal
     account: Account | None
 
+
 @dataclass(frozen=True)
 class KeyRotation:
+    """The new signing key and every key id still published."""
+
     key: SigningKeyRow
     published_kids: tuple[str, ...]
+
 
 class TokenHandlers(HandlerCore):
     """IntrospectToken, RevokeToken, Logout, GetJwks, GetUserInfo, RotateSigningKey, ListAuditEvents."""
