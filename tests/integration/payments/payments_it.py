@@ -35,7 +35,7 @@ class Receiver:
     secrets: list[str]
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     bad_signatures: int = 0
-    fail_next: int = 0
+    fail_for: dict[str, int] = field(default_factory=dict)  # payment id -> how many deliveries to refuse
     lock: threading.Lock = field(default_factory=threading.Lock)
     http: RunningHttp | None = None
 
@@ -56,9 +56,10 @@ class Receiver:
                 with self.lock:
                     self.bad_signatures += 1
                 return "bad signature", 401
+            payment_id = (request.get_json() or {}).get("payment", {}).get("id", "")
             with self.lock:
-                if self.fail_next > 0:
-                    self.fail_next -= 1
+                if self.fail_for.get(payment_id, 0) > 0:
+                    self.fail_for[payment_id] -= 1
                     return "try later", 503
                 self.deliveries.append({"event_id": request.headers.get(callback_signature.EVENT_ID_HEADER),
                                         "body": request.get_json(), "at": time.time(),

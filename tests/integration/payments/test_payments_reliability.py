@@ -117,7 +117,7 @@ def test_a_failing_agency_endpoint_is_retried_until_it_answers(platform: Platfor
     payment = platform.stub.CreatePayment(create_request(f"retry-{uuid.uuid4().hex}"),
                                           metadata=platform.token()).payment
     with receiver.lock:
-        receiver.fail_next = 2
+        receiver.fail_for[payment.id] = 2
     platform.stub.CancelPayment(pb.CancelPaymentRequest(payment_id=payment.id, reason="retry test"),
                                 metadata=platform.token())
     deadline = time.monotonic() + 10
