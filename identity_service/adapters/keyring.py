@@ -59,7 +59,8 @@ class Keyring:
     that signs."""
 
     def __init__(self, sessions: sessionmaker[Session], encryptor: KeyEncryptor, *,
-                 clock: Callable[[], float] = time.time, cache_seconds: float = 5.0) -> None:
+                 clock: Callable[[], float] = time.time, cache_seconds: float = 5.0,
+                 min_reload_seconds: float = 1.0) -> None:
         self._sessions = sessions
         self._encryptor = encryptor
         self._clock = clock
@@ -67,6 +68,8 @@ class Keyring:
         self._lock = threading.Lock()
         self._rows: list[SigningKeyRow] = []
         self._loaded_at = float("-inf")
+        self._min_reload_seconds = min_reload_seconds
+        self._forced_at = float("-inf")
         self._public: dict[str, PyJWK] = {}
         self._private: dict[str, ec.EllipticCurvePrivateKey] = {}
 
@@ -115,20 +118,19 @@ class Keyring:
         return {"keys": [row.public_jwk for row in self._published()]}
 
     def public_key(self, kid: str) -> PyJWK | None:
-        """A published key by id; an id not in the cache is looked up directly (one indexed read), so a key
-        rotated on another replica verifies at once."""
-        cached = self._public.get(kid)
-        if cached is not None and any(row.kid == kid for row in self._published()):
-            return cached
+        """A published key by id. An id not in the cache reloads the keys at once (a key rotated on another
+        replica verifies immediately), but at most once per ``min_reload_seconds``, so a flood of made-up kids
+        cannot turn every request into a database read."""
         row = next((row for row in self._published() if row.kid == kid), None)
-        if row is None:
-            with self._sessions() as session:
-                row = SigningKeyRepository(session).get_published(kid, self.now())
-            if row is None:
-                return None
+        if row is None and self._clock() - self._forced_at >= self._min_reload_seconds:
+            self._forced_at = self._clock()
             self.invalidate()
-        key = PyJWK(row.public_jwk)
-        self._public[kid] = key
+            row = next((row for row in self._published() if row.kid == kid), None)
+        if row is None:
+            return None
+        key = self._public.get(kid)
+        if key is None:
+            key = self._public[kid] = PyJWK(row.public_jwk)
         return key
 
     def rotate(self, keys: SigningKeyRepository, activate_after: timedelta,

@@ -72,12 +72,6 @@ class SigningKeyRepository:
                                     .order_by(table.c.active_from.desc())).all()
         return [self._row(row) for row in rows]
 
-    def get_published(self, kid: str, now: datetime) -> SigningKeyRow | None:
-        table = orm.signing_keys
-        row = self.session.execute(select(table).where(table.c.kid == kid, or_(
-            table.c.publish_until.is_(None), table.c.publish_until > now))).first()
-        return self._row(row) if row else None
-
     def by_idempotency_key(self, key: str) -> SigningKeyRow | None:
         table = orm.signing_keys
         row = self.session.execute(select(table).where(table.c.idempotency_key == key)).first()
