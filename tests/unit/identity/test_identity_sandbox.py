@@ -150,3 +150,10 @@ def test_the_agency_provider_issues_officials_with_agency_and_roles() -> None:
     claims = jwt.decode(response.get_json()["id_token"], options={"verify_signature": False})
     assert (claims["ma_co_quan"], claims["vai_tro"], claims["so_cccd"]) == ("HCM", ["payments-officer"],
                                                                           "079075001001")
+
+
+def test_the_login_page_escapes_what_the_client_sent(client: FlaskClient) -> None:
+    page = client.get("/authorize", query_string=authorization(pkce.new_verifier(),
+                                                              state='"><script>alert(1)</script>'))
+    assert page.status_code == 200
+    assert "<script>alert(1)</script>" not in page.get_data(as_text=True)
