@@ -32,7 +32,7 @@ from dvc.payments.v1 import payments_pb2_grpc  # noqa: E402
 from dvc.wallet.v1 import wallet_pb2_grpc  # noqa: E402
 
 from loadtests.day import FLOWS_PER_DAY, PACING_SECONDS, DayPlan  # noqa: E402
-from loadtests.flows import Stubs, dossier_flow, payment_flow  # noqa: E402
+from loadtests.flows import Stubs, dossier_flow, payment_flow, warm_up  # noqa: E402
 from loadtests.ledger import SETUP, Ledger  # noqa: E402
 from loadtests.receiver import PATH, CallbackReceiver  # noqa: E402
 from loadtests.world import RPC_TIMEOUT_SECONDS, Targets, World, build_world, setting  # noqa: E402
@@ -98,6 +98,7 @@ def _start(environment: Environment, **_: object) -> None:
         receiver.secrets[agency.code] = [agency.callback_secret]
     PROCESS.ledger.add(SETUP, tag=world.tag, agencies=[agency.code for agency in world.agencies],
                        citizens=len(world.citizens))
+    warm_up(PROCESS.stubs, world, requests.Session(), environment)
     PROCESS.world = world
     PROCESS.ready.set()
     log.info("load process %s ready: agencies %s, receiver on port %s", world.tag,
