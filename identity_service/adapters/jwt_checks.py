@@ -17,17 +17,23 @@ def _refuse(what: str, problem: str, reason: str, metadata: dict[str, str]) -> U
     return Unauthenticated(f"the {what} {problem}", reason=reason, metadata={"token": what, **metadata})
 
 
+def segment(token: str, index: int, what: str = "token", metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    """One JSON segment of a compact JWT (0 header, 1 payload), unverified."""
+    try:
+        if token.count(".") != 2:
+            raise ValueError("a JWT has three parts")
+        encoded = token.split(".")[index]
+        value = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise _refuse(what, "is not a well-formed JWT", "MALFORMED_TOKEN", metadata or {}) from None
+    if not isinstance(value, dict):
+        raise _refuse(what, "is not a well-formed JWT", "MALFORMED_TOKEN", metadata or {})
+    return value
+
+
 def unverified_header(token: str, what: str, metadata: dict[str, str] | None = None) -> dict[str, Any]:
     """The JOSE header, read before anything is trusted so that policy checks give precise reasons."""
-    extra = metadata or {}
-    try:
-        encoded = token.split(".", 1)[0]
-        header = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-    except (ValueError, UnicodeDecodeError):
-        raise _refuse(what, "is not a well-formed JWT", "MALFORMED_TOKEN", extra) from None
-    if not isinstance(header, dict) or token.count(".") != 2:
-        raise _refuse(what, "is not a well-formed JWT", "MALFORMED_TOKEN", extra)
-    return header
+    return segment(token, 0, what, metadata)
 
 
 def check_header(header: dict[str, Any], allowed_algorithms: Sequence[str], what: str,

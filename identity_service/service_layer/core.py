@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import time
 import uuid
@@ -16,6 +15,7 @@ from typing import Any
 
 import jwt
 
+from identity_service.adapters import jwt_checks
 from identity_service.adapters.crypto import KeyEncryptor
 from identity_service.adapters.keyring import ALGORITHM, DatabaseRevocations, Keyring, KeyringJwks
 from identity_service.adapters.oidc import UpstreamClient
@@ -106,21 +106,13 @@ def page_size(requested: int, default: int = 50, maximum: int = MAX_PAGE) -> int
 
 
 def kid_of(token: str) -> str:
-    """The kid of a token that already verified (so its header is known to be well formed)."""
-    encoded = token.split(".", 1)[0]
-    return str(json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))).get("kid", ""))
+    """The kid of a token's header."""
+    return str(jwt_checks.segment(token, 0).get("kid", ""))
 
 
 def peek_claims(token: str) -> dict[str, Any]:
     """The unverified payload, only to pick which verifier checks it."""
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError, binascii.Error, UnicodeDecodeError):
-        raise Unauthenticated("the token is not a well-formed JWT", reason="MALFORMED_TOKEN") from None
-    if not isinstance(claims, dict):
-        raise Unauthenticated("the token is not a well-formed JWT", reason="MALFORMED_TOKEN")
-    return claims
+    return jwt_checks.segment(token, 1)
 
 
 class HandlerCore:
