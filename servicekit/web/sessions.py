@@ -1,0 +1,92 @@
+"""Server-side web sessions: the cookie carries only a random id; tokens and the CSRF secret stay here."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+
+def new_secret() -> str:
+    """256 random bits, URL-safe: session ids, CSRF tokens, idempotency keys of forms."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclass
+class WebSession:
+    """One browser's session. ``data`` holds the login (subject, name, tokens) and a pending login's state."""
+
+    session_id: str
+    csrf_token: str
+    created_at: float
+    last_seen: float
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fresh(cls, now: float) -> WebSession:
+        return cls(session_id=new_secret(), csrf_token=new_secret(), created_at=now, last_seen=now)
+
+    def rotated(self, now: float) -> WebSession:
+        """The same data under a new id and CSRF token: done at login so an id planted before it is useless."""
+        return replace(self, session_id=new_secret(), csrf_token=new_secret(), created_at=now, last_seen=now,
+                       data=dict(self.data))
+
+
+class SessionStore(Protocol):
+    """Where sessions live; a replicated deployment plugs in a shared store behind this interface."""
+
+    def load(self, session_id: str) -> WebSession | None: ...
+
+    def save(self, session: WebSession) -> None: ...
+
+    def delete(self, session_id: str) -> None: ...
+
+
+class MemorySessionStore:
+    """Sessions in this process: idle and absolute timeouts, and a bound on how many are kept (the least
+    recently used go first), so a flood of anonymous visitors cannot exhaust memory."""
+
+    def __init__(self, *, idle_seconds: float = 1800, max_seconds: float = 12 * 3600, capacity: int = 50_000,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._idle = idle_seconds
+        self._max = max_seconds
+        self._capacity = capacity
+        self._clock = clock
+        self._sessions: OrderedDict[str, WebSession] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _alive(self, session: WebSession, now: float) -> bool:
+        return now - session.last_seen <= self._idle and now - session.created_at <= self._max
+
+    def load(self, session_id: str) -> WebSession | None:
+        now = self._clock()
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                return None
+            if not self._alive(session, now):
+                del self._sessions[session_id]
+                return None
+            session.last_seen = now
+            self._sessions.move_to_end(session_id)
+            # A copy: concurrent requests of one browser each change their own and save what they changed.
+            return replace(session, data=dict(session.data))
+
+    def save(self, session: WebSession) -> None:
+        with self._lock:
+            self._sessions[session.session_id] = replace(session, data=dict(session.data))
+            self._sessions.move_to_end(session.session_id)
+            while len(self._sessions) > self._capacity:
+                self._sessions.popitem(last=False)
+
+    def delete(self, session_id: str) -> None:
+        with self._lock:
+            self._sessions.pop(session_id, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._sessions)
