@@ -26,6 +26,7 @@ from payment_service.adapters.workers import LoopWorker, WakeUp
 from payment_service.domain.model import Agency, BeneficiaryAccount, CallbackSecret, ChannelChoice
 from payment_service.entrypoints.grpc_servicer import PUBLIC_METHODS, PaymentServicer, registration
 from payment_service.entrypoints.http import callbacks_blueprint_or_none, create_app
+from payment_service.entrypoints.pages import mount_payment_pages
 from payment_service.service_layer.outbox import Dispatcher, DispatchPolicy
 from payment_service.service_layer.ports import (
     Availability,
@@ -235,6 +236,7 @@ def build(settings: PaymentSettings, platform: PlatformSettings, engine: Engine,
 
     callbacks = callbacks_blueprint_or_none(registry, services.handle_notification, services.refresh_status)
     http_app = create_app(services, qr_images, ready=ready, callbacks=callbacks)
+    mount_payment_pages(http_app, services)  # /pay/<reference> for payers and the integrators' /docs/
     servicer = PaymentServicer(services, reporting, qr_images, wake, max_watchers=max(settings.grpc_workers // 4, 1))
     if chosen.on_built is not None:
         chosen.on_built(services)

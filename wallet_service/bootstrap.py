@@ -24,6 +24,7 @@ from servicekit.errors import Conflict, DomainError
 from servicekit.process import Components, ServiceSpec
 from servicekit.s3 import ensure_bucket, make_client
 from servicekit.settings import StartupError, env_name, setting
+from servicekit.web.settings import WebSettings
 from wallet_service.adapters.object_storage import MinioObjectStorage
 from wallet_service.adapters.repository import SqlWalletUnitOfWork
 from wallet_service.domain.catalogue import type_from_mapping
@@ -31,6 +32,7 @@ from wallet_service.domain.manifest import PrivateKey, public_pem
 from wallet_service.domain.model import DocumentType, SignatureAlgorithm
 from wallet_service.entrypoints.grpc_servicer import PUBLIC_METHODS, wallet_registration
 from wallet_service.entrypoints.http import create_app
+from wallet_service.entrypoints.pages import mount_wallet_pages
 from wallet_service.service_layer.handlers import WalletHandlers
 from wallet_service.service_layer.ports import ObjectStorage
 
@@ -42,7 +44,7 @@ SEED_CATALOGUE = Path(__file__).resolve().parent / "document_types.yaml"
 
 
 @dataclass(frozen=True)
-class WalletSettings(ServiceSettings):
+class WalletSettings(WebSettings, ServiceSettings):
     """The wallet's settings (prefix WALLET_); defaults match `make run`."""
 
     s3_endpoint: str = setting("127.0.0.1:17303", "S3 endpoint (host:port) holding document content")
@@ -235,9 +237,10 @@ def build(settings: WalletSettings, platform: PlatformSettings, engine: Engine, 
             raise ConnectionError("database unreachable") from exc
 
     app = create_app({"database": database_ready, "object_storage": storage.check})
+    pages = mount_wallet_pages(app, settings)  # the citizen's pages, over this service's own gRPC API
     sweeper = OrphanSweeper(handlers, settings.orphan_sweep_seconds, settings.orphan_grace_seconds)
     return Components(registrations=[wallet_registration(handlers)], http_app=app, workers=[sweeper],
-                            public_methods=PUBLIC_METHODS)
+                      public_methods=PUBLIC_METHODS, on_stop=[pages.close] if pages else [])
 
 
 def _build(settings: Any, platform: PlatformSettings, engine: Engine, verifier: TokenVerifier | None) -> Components:

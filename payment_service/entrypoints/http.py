@@ -1,4 +1,5 @@
-"""The payment HTTP edge: cached QR images, channel start for payers, health probes, connector callbacks."""
+"""The payment HTTP edge: cached QR images, health probes, connector callbacks (the payer's pages, with the
+channel start, are payment_service.entrypoints.pages)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, jsonify, redirect, request
+from flask import Flask, Response, jsonify
 
 from payment_service.service_layer.qr_images import PNG, QrImages
 from payment_service.service_layer.services import PaymentServices
@@ -47,20 +48,6 @@ def create_app(services: PaymentServices, qr_images: QrImages, *, ready: Callabl
         # The image of a payment never changes: let browsers and proxies keep it.
         response.headers["Cache-Control"] = "public, max-age=86400, immutable"
         return response
-
-    @app.get("/pay/<reference>")
-    def pay(reference: str) -> Any:
-        """Start the chosen channel and send the payer to it; without a channel, a minimal status document
-        (the payer pages are a later issue)."""
-        channel = request.args.get("channel", "")
-        try:
-            if channel:
-                return redirect(services.start_channel(reference, channel), code=302)
-            image = qr_images.by_reference(reference)
-        except DomainError as error:
-            return _error(error)
-        return jsonify({"reference": image.reference, "vietqr_payload": image.payload,
-                        "qr_image": f"/pay/{image.reference}/qr.png"})
 
     if callbacks is not None:
         app.register_blueprint(callbacks)  # its routes are /callbacks/<connector code>
