@@ -24,11 +24,12 @@ class DevClient:
 DEV_CLIENTS = (
     DevClient("hcm-dossier-system", "Ho Chi Minh City one-stop dossier system (provincial system)", "HCM",
               ("payments.create", "payments.read"), "dev-secret-hcm-dossier-system-0001"),
-    DevClient("btp-civil-registry", "Ministry of Justice civil registry (issuing agency)", "BTP",
-              ("wallet.issue",), "dev-secret-btp-civil-registry-0002"),
+    # Issuing agencies must be ones whose signing keys the wallet seeds (wallet_service.bootstrap.DEV_ISSUERS).
+    DevClient("stp-hcm-civil-registry", "Ho Chi Minh City Department of Justice civil registry (issuing agency)",
+              "STP-HCM", ("wallet.issue",), "dev-secret-stp-hcm-civil-registry-0002"),
     DevClient("hn-dossier-receiver", "Ha Noi dossier system (receiving agency)", "HN",
               ("wallet.redeem",), "dev-secret-hn-dossier-receiver-0003"),
-    DevClient("dvc-payment-service", "Payment service, issuing e-receipts into wallets", "DVC",
+    DevClient("dvc-payment-service", "Payment service, issuing e-receipts into wallets", "DVC-PAYMENTS",
               ("wallet.issue",), "dev-secret-dvc-payment-service-0004"),
     DevClient("dvc-dev-admin", "Development administrator (scripts, demos)", "DVC",
               ("identity.admin", "payments.admin", "wallet.admin"), "dev-secret-dvc-dev-admin-0005"),

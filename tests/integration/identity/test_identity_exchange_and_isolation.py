@@ -134,8 +134,9 @@ def test_granting_consent_needs_level_2(identity: Identity) -> None:
 
 def test_a_revoked_consent_stops_the_exchange(identity: Identity) -> None:
     citizen = login(identity, OTHER_CITIZEN).tokens.access_token
-    granted = consent(identity, citizen, agency="BTP")
-    receiver = client_token(identity, ("btp-civil-registry", "dev-secret-btp-civil-registry-0002"), "dvc-identity")
+    granted = consent(identity, citizen, agency="STP-HCM")
+    receiver = client_token(identity, ("stp-hcm-civil-registry", "dev-secret-stp-hcm-civil-registry-0002"),
+                            "dvc-identity")
     exchange(identity, receiver, OTHER_CITIZEN)
     identity.stub.RevokeDelegation(pb.RevokeDelegationRequest(delegation_id=granted.delegation_id),
                                    metadata=bearer(citizen))
