@@ -80,3 +80,48 @@ def throughput(operation: Callable[[int], object], *, threads: int = 16, seconds
     return Throughput(per_second=len(latencies) / window, p50_ms=latencies[len(latencies) // 2] * 1000,
                       p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
                       calls=len(latencies), errors=errors)
+
+
+def paced(operation: Callable[[int], object], *, rate: float, seconds: float = 5.0, threads: int = 32) -> Throughput:
+    """Offer ``rate`` calls per second on a fixed schedule (open loop) and report the latency each call saw,
+    measured from its scheduled start so a stalled server cannot hide queueing (no coordinated omission)."""
+    total = int(rate * seconds)
+    start_at = time.perf_counter() + 0.2
+    schedule = iter(range(total))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors = 0
+
+    def worker() -> None:
+        nonlocal errors
+        while True:
+            with lock:
+                index = next(schedule, None)
+            if index is None:
+                return
+            due = start_at + index / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            try:
+                operation(index)
+            except Exception:  # noqa: BLE001 - counted and reported
+                with lock:
+                    errors += 1
+                continue
+            finished = time.perf_counter()
+            with lock:
+                latencies.append(finished - due)
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=seconds * 4 + 30)
+    window = max(time.perf_counter() - start_at, 1e-9)
+    latencies.sort()
+    if not latencies:
+        return Throughput(0.0, 0.0, 0.0, 0, errors)
+    return Throughput(per_second=len(latencies) / window, p50_ms=latencies[len(latencies) // 2] * 1000,
+                      p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+                      calls=len(latencies), errors=errors)

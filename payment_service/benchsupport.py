@@ -90,38 +90,3 @@ def fetch_qr(http_url: str, reference: str) -> bytes:
     """GET the public QR image (bounded wait)."""
     with urllib.request.urlopen(f"{http_url}/pay/{reference}/qr.png", timeout=10) as response:  # noqa: S310
         return bytes(response.read())
-
-
-def run_bench(report: Any) -> None:
-    """CreatePayment throughput and p99 on PostgreSQL (service in its own process), compared with the bare echo and
-    raw PostgreSQL transactions of the same run; then cached QR serving over HTTP."""
-    import grpc
-    from dvc.payments.v1 import payments_pb2_grpc
-
-    from bench.measure import throughput
-    from bench.servers import server_process
-    from servicekit.testing import bearer, fresh_postgres_url
-
-    with server_process("payment_service.benchsupport:start_for_bench",
-                        database_url=fresh_postgres_url("bench_payment")) as info:
-        channel = grpc.insecure_channel(f"127.0.0.1:{info['grpc_port']}")
-        stub = payments_pb2_grpc.PaymentServiceStub(channel)
-        metadata = bearer(info["agency_token"])
-        references: list[str] = []
-
-        def create(i: int) -> None:
-            response = stub.CreatePayment(create_request(i, info["run_id"]), metadata=metadata, timeout=5)
-            if len(references) < 500:
-                references.append(response.payment.reference)
-
-        created = throughput(create, seconds=report.seconds)
-        for baseline in ("raw: bare gRPC echo (same server stack)", "raw: PostgreSQL insert transaction"):
-            report.compare(f"CreatePayment vs {baseline.split(': ', 1)[1]}", created.per_second, "payments/s",
-                           baseline=baseline, absolute_target=300.0, p50_ms=round(created.p50_ms, 2),
-                           p99_ms=round(created.p99_ms, 2), p99_target_ms=50, errors=created.errors)
-        served = throughput(lambda i: fetch_qr(info["http_url"], references[i % len(references)]),
-                            seconds=report.seconds)
-        report.compare("QR PNG served over HTTP (cached per payment)", served.per_second, "images/s",
-                       baseline="raw: qrcode default PIL PNG factory", ratio_target=5.0,
-                       p99_ms=round(served.p99_ms, 2), errors=served.errors)
-        channel.close()
