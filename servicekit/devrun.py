@@ -78,7 +78,7 @@ def processes(database_urls: Mapping[str, str] | None = None, s3_endpoint: str =
                 WALLET_S3_ACCESS_KEY=devservers.S3_ACCESS_KEY, WALLET_S3_SECRET_KEY=devservers.S3_SECRET_KEY,
                 **extra.get("wallet", {})),
         service("payment", 50052, 8082, 9462, urls.get("payment", ""), PAYMENT_WALLET_ADDR="127.0.0.1:50053",
-                PAYMENT_IDENTITY_ADDR="127.0.0.1:50051", PAYMENT_PUBLIC_URL="http://127.0.0.1:8082",
+                PAYMENT_IDENTITY_ADDR="127.0.0.1:50051", PAYMENT_PUBLIC_BASE_URL="http://127.0.0.1:8082",
                 **extra.get("payment", {})),
     ]
 
@@ -143,6 +143,9 @@ def stop_all(managed: list[Managed], s3_data: Path | None = ROOT / ".data" / "ru
 
 
 def banner(managed: list[Managed], seconds: float) -> str:
+    # Imported here: the runtime package must not depend on a service except in this launcher.
+    from identity_service.bootstrap import describe_dev_credentials
+
     lines = [f"DVC platform is SERVING (started in {seconds:.1f}s). Logs: {DATA.relative_to(ROOT)}/*.log", ""]
     for item in managed:
         parts = []
@@ -155,8 +158,11 @@ def banner(managed: list[Managed], seconds: float) -> str:
         f"  {'s3 (SeaweedFS)':<20} http://127.0.0.1:{S3['s3']}",
         "",
         "Try:",
+        "  .venv/bin/python scripts/demo.py            # one fee payment: token, CreatePayment, VietQR scan, SUCCEEDED",
         "  .venv/bin/python -m servicekit.cli services 127.0.0.1:50052",
-        "  .venv/bin/python -m servicekit.cli demo-payment",
+        "  open http://127.0.0.1:8083/ (citizen wallet, sandbox VNeID login) and http://127.0.0.1:8082/docs/",
+        "",
+        describe_dev_credentials(),
         "",
         "Ctrl-C stops everything.",
     ]
