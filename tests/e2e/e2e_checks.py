@@ -8,7 +8,10 @@ from typing import Any
 # The WCAG 2 relative-luminance contrast of every visible text element against the background it is painted on.
 _CONTRAST_JS = """
 () => {
-  const channel = (value) => { const c = value / 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+  const channel = (value) => {
+    const c = value / 255;
+    return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+  };
   const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
   const parse = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
   const background = (element) => {
@@ -22,13 +25,16 @@ _CONTRAST_JS = """
   for (const element of document.querySelectorAll('body *')) {
     const style = getComputedStyle(element);
     const ownText = Array.from(element.childNodes).some((node) => node.nodeType === 3 && node.textContent.trim());
-    if (!ownText || style.visibility === 'hidden' || style.display === 'none' || element.offsetParent === null) continue;
+    const hidden = style.visibility === 'hidden' || style.display === 'none' || element.offsetParent === null;
+    if (!ownText || hidden) continue;
     if (element.closest('.visually-hidden, .skip-link')) continue;
     const foreground = parse(style.color).slice(0, 3);
     const [lighter, darker] = [luminance(foreground), luminance(background(element))].sort((a, b) => b - a);
     const ratio = (lighter + 0.05) / (darker + 0.05);
-    const large = parseFloat(style.fontSize) >= 24 || (parseFloat(style.fontSize) >= 18.66 && Number(style.fontWeight) >= 700);
-    if (ratio < (large ? 3 : 4.5)) problems.push(`${element.tagName.toLowerCase()} "${element.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    const text = element.textContent.trim().slice(0, 30);
+    if (ratio < (large ? 3 : 4.5)) problems.push(`${element.tagName.toLowerCase()} "${text}" ${ratio.toFixed(2)}`);
   }
   return problems;
 }
@@ -43,7 +49,8 @@ _STRUCTURE_JS = """
   if (!document.documentElement.lang) problems.push('no lang on <html>');
   if (!document.querySelector('h1')) problems.push('no <h1>');
   for (const field of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
-    const labelled = (field.labels && field.labels.length) || field.getAttribute('aria-label') || field.getAttribute('aria-labelledby');
+    const labelled = (field.labels && field.labels.length) || field.getAttribute('aria-label')
+      || field.getAttribute('aria-labelledby');
     if (!labelled) problems.push(`field ${field.name || field.id} has no label`);
   }
   for (const image of document.querySelectorAll('img')) {

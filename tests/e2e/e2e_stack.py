@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import socket
 import uuid
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from dvc.wallet.v1 import wallet_pb2 as walletpb
 from dvc.wallet.v1 import wallet_pb2_grpc
 from flask import Flask
 from google.protobuf.timestamp_pb2 import Timestamp
+from playwright.sync_api import expect
 
 from identity_service.bootstrap import start_identity
 from identity_service.config import IdentitySettings
@@ -57,6 +59,16 @@ CITIZEN = ("001085000101", "Nguyễn Văn An")
 OTHER_CITIZEN = ("048195000505", "Phạm Thu Dung")
 BANK_SANDBOXES = ("vietcombank", "vnpay", "momo", "vietqr")
 PDF_HEAD = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj << /Type /Catalog >> endobj\n"
+
+
+class ShiftedClock:
+    """The payment service's clock, which tests may move forward (to reach an expiry without waiting for it)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
 
 
 def free_port() -> int:
@@ -98,6 +110,7 @@ class Platform:
     agency_receiver: RunningHttp
     s3: dict[str, str]
     bucket: str
+    payment_clock: ShiftedClock
     channels: list[grpc.Channel] = field(default_factory=list)
     issuer_client: tuple[str, str] = ("", "")
 
@@ -193,7 +206,7 @@ class Platform:
             beneficiary=paypb.BeneficiaryAccount(bank_bin="970405", account="7111000000001"),
             description="Cấp bản sao trích lục khai sinh")
         if expires_in is not None:
-            request.expires_at.CopyFrom(stamp(datetime.now(UTC) + expires_in))
+            request.expires_at.CopyFrom(stamp(self.payment_clock.now() + expires_in))
         return self.payment_stub.CreatePayment(request, metadata=bearer(token), timeout=10).payment
 
     def stop(self) -> None:
@@ -254,15 +267,25 @@ def start_platform(workdir: Path, s3: dict[str, str]) -> Platform:
             settings_for(fresh_postgres_url("e2e_payment"), public_base_url=base,
                          demo_callback_url=f"{receiver.url}/dvc-callbacks", expiry_interval_seconds=1.0,
                          log_level="WARNING"), http_port=payment_port)
-        payment = start(make_spec(Overrides(connectors=registry, seed=True)), payment_settings, platform)
+        clock = ShiftedClock()
+        payment = start(make_spec(Overrides(connectors=registry, seed=True, clock=clock)), payment_settings, platform)
         started.append(payment)
-        running = Platform(vneid, identity, wallet, payment, sandboxes, receiver, s3, wallet_settings.s3_bucket)
+        running = Platform(vneid, identity, wallet, payment, sandboxes, receiver, s3, wallet_settings.s3_bucket, clock)
         running.register_issuer_client()
         return running
     except BaseException:
         for item in reversed(started):
             item.stop()
         raise
+
+
+def log_in(page: Any, platform: Platform, who: tuple[str, str]) -> None:
+    page.goto(f"{platform.wallet_url}/")
+    page.get_by_role("link", name="Đăng nhập bằng VNeID").click()
+    # The sandbox VNeID's own login page, on its own origin.
+    expect(page).to_have_url(re.compile(re.escape(platform.vneid.url) + "/authorize"))
+    page.get_by_role("button", name=f"{who[1]} ({who[0]})").click()
+    expect(page).to_have_url(f"{platform.wallet_url}/wallet/")
 
 
 def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:

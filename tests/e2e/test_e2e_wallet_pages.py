@@ -12,8 +12,8 @@ from collections.abc import Callable
 import grpc
 import pytest
 from e2e_checks import accessibility_problems, overflows_sideways, skip_link_works
-from e2e_stack import CITIZEN, RECEIVER_AGENCY, Platform, screenshot
-from playwright.sync_api import BrowserContext, Page, expect
+from e2e_stack import CITIZEN, RECEIVER_AGENCY, Platform, log_in, screenshot
+from playwright.sync_api import BrowserContext, expect
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -29,15 +29,6 @@ def tiny_png() -> bytes:
     header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff")) + \
         chunk(b"IEND", b"")
-
-
-def log_in(page: Page, platform: Platform, who: tuple[str, str]) -> None:
-    page.goto(f"{platform.wallet_url}/")
-    page.get_by_role("link", name="Đăng nhập bằng VNeID").click()
-    # The sandbox VNeID's own login page, on its own origin.
-    expect(page).to_have_url(re.compile(re.escape(platform.vneid.url) + "/authorize"))
-    page.get_by_role("button", name=f"{who[1]} ({who[0]})").click()
-    expect(page).to_have_url(f"{platform.wallet_url}/wallet/")
 
 
 def test_a_citizen_shares_an_issued_document_and_sees_the_agency_take_it(

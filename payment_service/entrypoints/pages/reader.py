@@ -4,19 +4,24 @@ learn — the payer's full national ID — and exposes nothing an id-guessing vi
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from xml.etree import ElementTree
 
 from payment_service.domain import reference as references
 from payment_service.domain import vietqr
 from payment_service.domain.model import Payment, PaymentStatus
+from payment_service.domain.receipt import XML_NAMESPACE
 from payment_service.entrypoints.pages.banks import bank_name
 from payment_service.service_layer.services import PaymentServices
 from servicekit.errors import DomainError, NotFound
 from servicekit.web.formatting import masked_id
 
 OPEN_STATUSES = frozenset({PaymentStatus.CREATED, PaymentStatus.PENDING})
+# A payer's own bank first, then e-wallets, then gateways (cards); unknown kinds after them.
+CHANNEL_ORDER = ("bank", "wallet", "gateway")
 
 
 @dataclass(frozen=True)
@@ -82,16 +87,29 @@ def _moment(text: object) -> datetime | None:
     return datetime.fromisoformat(text) if isinstance(text, str) and text else None
 
 
+def _signed_parts(document: bytes) -> tuple[dict[str, object], dict[str, str]]:
+    """The signed receipt fields and the signature's attributes, from the stored receipt: the signed XML the
+    wallet receives (its SignedContent is the canonical JSON that was signed), or a JSON envelope."""
+    if document.lstrip().startswith(b"<"):
+        root = ElementTree.fromstring(document)  # noqa: S314 - written by this service, never by a visitor
+        namespace = {"r": XML_NAMESPACE}
+        signed = root.find("r:SignedContent", namespace)
+        signature = root.find("r:Signature", namespace)
+        fields = json.loads(base64.b64decode(signed.text or "")) if signed is not None else {}
+        return fields, dict(signature.attrib) if signature is not None else {}
+    envelope = json.loads(document)
+    return envelope.get("receipt", {}), envelope.get("signature", {})
+
+
 def _receipt(document: bytes | None) -> ReceiptView | None:
     if not document:
         return None
-    envelope = json.loads(document)
-    receipt, signature = envelope.get("receipt", {}), envelope.get("signature", {})
+    receipt, signature = _signed_parts(document)
     return ReceiptView(number=str(receipt.get("number", "")), issued_at=_moment(receipt.get("issued_at")),
-                       paid_at=_moment(receipt.get("paid_at")), amount=int(receipt.get("amount", 0)),
+                       paid_at=_moment(receipt.get("paid_at")), amount=int(str(receipt.get("amount", 0))),
                        bank_transaction_id=str(receipt.get("bank_transaction_id", "")),
-                       connector=str(receipt.get("connector", "")), signature_algorithm=str(signature.get("alg", "")),
-                       key_id=str(signature.get("kid", "")))
+                       connector=str(receipt.get("connector", "")), signature_algorithm=signature.get("alg", ""),
+                       key_id=signature.get("kid", ""))
 
 
 def _transfer(payment: Payment, account_name: str) -> TransferView:
@@ -128,7 +146,8 @@ class PayerPages:
     def page(self, reference: str) -> PayerPage:
         payment, agency_name, receipt = self._payment(reference)
         is_open = payment.status in OPEN_STATUSES
-        channels = [channel for channel, _ in self.services.channel_links(payment) if channel != "vietqr"]
+        channels = sorted((channel for channel, _ in self.services.channel_links(payment) if channel != "vietqr"),
+                          key=lambda kind: CHANNEL_ORDER.index(kind) if kind in CHANNEL_ORDER else len(CHANNEL_ORDER))
         return PayerPage(
             reference=payment.reference, status=payment.status.value, agency_code=payment.agency_code,
             agency_name=agency_name, dossier_code=payment.dossier_code, procedure_code=payment.procedure_code,

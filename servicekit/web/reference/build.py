@@ -41,8 +41,11 @@ class Page:
 
 
 def sources(root: Path = ROOT) -> list[Path]:
-    """The files the reference is made from (their newest change decides whether a build is stale)."""
-    return sorted([*(root / "proto").rglob("*.proto"), *(root / "docs").glob("*.md")])
+    """The files the reference is made from (their newest change decides whether a build is stale): the protos,
+    the documents, and the templates and code that make the pages."""
+    made_by = Path(__file__).resolve().parent
+    return sorted([*(root / "proto").rglob("*.proto"), *(root / "docs").glob("*.md"), *made_by.glob("*.py"),
+                   *(TEMPLATES / "docs").glob("*.html"), made_by.parent / "messages.py"])
 
 
 def newest_source(root: Path = ROOT) -> float:
