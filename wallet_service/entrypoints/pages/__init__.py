@@ -13,7 +13,8 @@ from flask import Flask
 from servicekit.web import site
 from servicekit.web.login import GrpcIdentity, IdentityPort, LoginSettings, login_blueprint
 from servicekit.web.sessions import MemorySessionStore, SessionStore
-from servicekit.web.settings import WebSettings
+from servicekit.settings import StartupError, env_name
+from servicekit.web.settings import COOKIE_SECURE_CHOICES, WebSettings
 from wallet_service.entrypoints.pages.client import GrpcWallet, WalletPort
 from wallet_service.entrypoints.pages.messages import VI
 from wallet_service.entrypoints.pages.views import wallet_blueprint
@@ -21,6 +22,7 @@ from wallet_service.entrypoints.pages.views import wallet_blueprint
 log = logging.getLogger("dvc.wallet.pages")
 
 AUDIENCE = "dvc-wallet"
+PREFIX = "WALLET"
 
 
 @dataclass
@@ -58,6 +60,9 @@ def wallet_target(settings: Any) -> str:
 def mount_wallet_pages(app: Flask, settings: WebSettings) -> MountedPages | None:
     """Mount the pages from the service's settings; without a known wallet address (gRPC port 0 and no
     web_grpc_target, as in tests of the API alone) the edge serves no pages and says so once."""
+    if settings.web_cookie_secure not in COOKIE_SECURE_CHOICES:
+        raise StartupError(env_name(PREFIX, "web_cookie_secure"),
+                           f"expected {', '.join(COOKIE_SECURE_CHOICES)}, got {settings.web_cookie_secure!r}")
     target = wallet_target(settings)
     if not target:
         log.warning("wallet pages not mounted: set WALLET_GRPC_PORT or WALLET_WEB_GRPC_TARGET so they can reach "
