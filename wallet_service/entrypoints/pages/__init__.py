@@ -10,10 +10,10 @@ from typing import Any
 
 from flask import Flask
 
+from servicekit.settings import StartupError, env_name
 from servicekit.web import site
 from servicekit.web.login import GrpcIdentity, IdentityPort, LoginSettings, login_blueprint
 from servicekit.web.sessions import MemorySessionStore, SessionStore
-from servicekit.settings import StartupError, env_name
 from servicekit.web.settings import COOKIE_SECURE_CHOICES, WebSettings
 from wallet_service.entrypoints.pages.client import GrpcWallet, WalletPort
 from wallet_service.entrypoints.pages.messages import VI
