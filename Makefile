@@ -38,8 +38,10 @@ servers-up: $(STAMP)
 servers-down:
 	-$(PY) scripts/devservers.py down --profile test
 
-# Unit and integration tests against real PostgreSQL and SeaweedFS, then lint and manifest checks.
+# Unit, integration and browser tests against real PostgreSQL and SeaweedFS, then lint, manifest checks and
+# the smoke load test; every step runs even if an earlier one failed, and any failure fails the target.
 test: proto browsers
+	mkdir -p .data
 	$(PY) scripts/devservers.py up --profile test > .data/test.env
 	set -a; source .data/test.env; set +a; \
 	  status=0; \
@@ -47,6 +49,7 @@ test: proto browsers
 	  $(MAKE) --no-print-directory lint || status=$$?; \
 	  $(MAKE) --no-print-directory k8s-validate || status=$$?; \
 	  $(PY) scripts/devservers.py down --profile test; \
+	  $(MAKE) --no-print-directory loadtest PROFILE=smoke || status=$$?; \
 	  exit $$status
 
 unit: proto
@@ -61,6 +64,7 @@ k8s-validate: $(STAMP)
 	$(PY) -m deploy.k8s.validate
 
 bench: proto
+	mkdir -p .data
 	$(PY) scripts/devservers.py up --profile test > .data/test.env
 	set -a; source .data/test.env; set +a; $(PY) -m bench
 
