@@ -52,6 +52,7 @@ ISSUER = "https://identity.e2e.dvc.local"
 ADMIN_CLIENT = ("dvc-dev-admin", "dev-secret-dvc-dev-admin-0005")
 PROVINCE_CLIENT = ("hcm-dossier-system", "dev-secret-hcm-dossier-system-0001")
 RECEIVER_CLIENT = ("hn-dossier-receiver", "dev-secret-hn-dossier-receiver-0003")
+PAYMENT_CLIENT = ("dvc-payment-service", "dev-secret-dvc-payment-service-0004")  # issues e-receipts to wallets
 RECEIVER_AGENCY = "HN"
 JUSTICE = "STP-HCM"
 # Sandbox VNeID accounts (identity_service/sandbox/accounts.py): two level-2 citizens.
@@ -266,7 +267,9 @@ def start_platform(workdir: Path, s3: dict[str, str]) -> Platform:
         payment_settings = dataclasses.replace(
             settings_for(fresh_postgres_url("e2e_payment"), public_base_url=base,
                          demo_callback_url=f"{receiver.url}/dvc-callbacks", expiry_interval_seconds=1.0,
-                         log_level="WARNING"), http_port=payment_port)
+                         log_level="WARNING", wallet_addr=f"127.0.0.1:{wallet_settings.grpc_port}",
+                         identity_addr=f"127.0.0.1:{identity.grpc.port}", wallet_client_id=PAYMENT_CLIENT[0],
+                         wallet_client_secret=PAYMENT_CLIENT[1]), http_port=payment_port)
         clock = ShiftedClock()
         payment = start(make_spec(Overrides(connectors=registry, seed=True, clock=clock)), payment_settings, platform)
         started.append(payment)

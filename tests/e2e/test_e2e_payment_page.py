@@ -13,7 +13,7 @@ import pytest
 import zxingcpp
 from dvc.payments.v1 import payments_pb2 as paypb
 from e2e_checks import accessibility_problems, overflows_sideways, skip_link_works
-from e2e_stack import CITIZEN, PROVINCE_CLIENT, Platform, screenshot
+from e2e_stack import CITIZEN, PROVINCE_CLIENT, Platform, log_in, screenshot
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page, expect
 
@@ -106,6 +106,23 @@ def test_a_payer_pays_through_the_sandbox_bank_and_the_open_page_turns_paid(
     expect(page.locator("#total")).to_have_text("185,000 VND")
     screenshot(page, "pay-05-paid-english")
 
+    # The signed e-receipt also reaches the payer's wallet, issued there by the payment platform.
+    wallet = browser.new_page()
+    wallet.goto(f"{platform.wallet_url}/lang/vi?next=/")   # the English chosen above holds for the whole host
+    log_in(wallet, platform, CITIZEN)
+    receipt_row = wallet.locator("tbody tr", has=wallet.get_by_role("link", name="Biên lai điện tử thu phí, lệ phí"))
+    for _ in range(40):   # delivered by the payment service's outbox a moment after the payment succeeded
+        if receipt_row.count():
+            break
+        wallet.wait_for_timeout(250)
+        wallet.reload()
+    expect(receipt_row).to_contain_text("DVC-PAYMENTS")
+    expect(receipt_row).to_contain_text("Đã xác minh chữ ký và nội dung")
+    receipt_row.get_by_role("link").click()
+    expect(wallet.locator("table")).to_contain_text("BL20")
+    expect(wallet.locator("table")).to_contain_text(payment.reference)
+    screenshot(wallet, "pay-06-receipt-in-wallet")
+
 
 def test_the_open_page_shows_a_failed_and_an_expired_payment_by_itself(
         platform: Platform, new_browser: Callable[..., BrowserContext]) -> None:
@@ -125,10 +142,10 @@ def test_the_open_page_shows_a_failed_and_an_expired_payment_by_itself(
     expect(failed_page.locator("#payment-status")).to_have_text("Thanh toán không thành công", timeout=20_000)
     expect(failed_page.locator(".notice.bad")).to_contain_text(AGENCY_NAME)
     expect(failed_page.get_by_role("link", name="Thanh toán qua Internet Banking")).to_have_count(0)
-    screenshot(failed_page, "pay-06-failed")
+    screenshot(failed_page, "pay-07-failed")
 
     # Two minutes pass for the payment service: its expiry job closes the unpaid payment.
     platform.payment_clock.offset += timedelta(minutes=2)
     expect(expired_page.locator("#payment-status")).to_have_text("Hết hạn: không thanh toán kịp", timeout=20_000)
     expect(expired_page.locator(".qr")).to_have_count(0)
-    screenshot(expired_page, "pay-07-expired")
+    screenshot(expired_page, "pay-08-expired")

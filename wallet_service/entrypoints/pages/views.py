@@ -191,7 +191,7 @@ def wallet_blueprint(wallet: WalletPort) -> Blueprint:
         remember(document_id, verification)
         names = type_names()
         return site.render_page("wallet/document.html", document=found, title=title_of(found, names),
-                                type_names=names, verification=verification, nav="documents",
+                                type_names=names, verification=verification, nav="documents", inline_types=INLINE_TYPES,
                                 uploaded=request.args.get("uploaded") == "1", **labels())
 
     @blueprint.get("/wallet/documents/<document_id>/content")
