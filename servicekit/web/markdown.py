@@ -148,9 +148,9 @@ class _Renderer:
             anchor = f"{base}-{number}"
             number += 1
         self.anchors.add(anchor)
-        plain = re.sub(r"[`*_]", "", text)
-        self.headings.append(Heading(level, anchor, plain))
-        out.append(f'<h{level} id="{anchor}">{self.inline(text)}</h{level}>')
+        rendered = self.inline(text)
+        self.headings.append(Heading(level, anchor, html.unescape(re.sub(r"<[^>]+>", "", rendered))))
+        out.append(f'<h{level} id="{anchor}">{rendered}</h{level}>')
 
     @staticmethod
     def _cells(row: str) -> list[str]:

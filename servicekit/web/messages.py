@@ -140,10 +140,10 @@ VI: dict[str, str] = {
     "Test issuers": "Cơ quan cấp thử nghiệm",
     "Bank sandboxes": "Ngân hàng thử nghiệm",
     "Magic amounts": "Số tiền đặc biệt",
-    "Every counterpart of the platform has a sandbox that speaks its real protocol. `make run` starts them all; this "
+    "Every counterpart of the platform has a sandbox that speaks its real protocol. make run starts them all; this "
     "page lists the test data they and the development seeds publish. None of it is secret and none of it works in "
     "production.":
-        "Mỗi bên kết nối với nền tảng đều có một môi trường thử nghiệm nói đúng giao thức thật của họ. `make run` khởi "
+        "Mỗi bên kết nối với nền tảng đều có một môi trường thử nghiệm nói đúng giao thức thật của họ. make run khởi "
         "động tất cả; trang này liệt kê dữ liệu thử nghiệm mà chúng và dữ liệu khởi tạo khi phát triển công bố. Không "
         "có gì là bí mật và không có gì dùng được trong môi trường thật.",
     "Development and test only: the credentials below are published on purpose.":

@@ -119,4 +119,5 @@ Text with `code | pipe`, **bold**, *em* and [the standard](bank-connection-stand
     assert "<li>first continued</li>" in html and "<ol><li>nested</li></ol>" in html
     assert '<pre><code class="language-json">{&quot;a&quot;: &quot;&lt;b&gt;&quot;}</code></pre>' in html
     assert "<script>" not in html and "&lt;script&gt;" in html
-    assert document.title == "Title — Tiêu đề" and slug("Đối soát / Reconciliation") == "doi-soat-reconciliation"
+    assert document.title == "Title — Tiêu đề" and render("## The `wallet_service` *API*").headings[0].text == \
+        "The wallet_service API" and slug("Đối soát / Reconciliation") == "doi-soat-reconciliation"
