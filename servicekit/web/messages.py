@@ -17,6 +17,9 @@ VI: dict[str, str] = {
     "Too many requests": "Quá nhiều yêu cầu",
     "Temporarily unavailable": "Tạm thời không phục vụ được",
     "Something went wrong": "Đã có lỗi xảy ra",
+    "Please try again later.": "Vui lòng thử lại sau.",
+    "Please try again later. If it happens again, quote this code to support: %(code)s":
+        "Vui lòng thử lại sau. Nếu lỗi lặp lại, hãy báo mã này cho bộ phận hỗ trợ: %(code)s",
     "This form was sent from another site and was refused.": "Biểu mẫu này được gửi từ một trang khác nên bị từ chối.",
     "The form has expired or was not sent from this site. Go back, reload the page and try again.":
         "Biểu mẫu đã hết hạn hoặc không được gửi từ trang này. Hãy quay lại, tải lại trang và thử lại.",

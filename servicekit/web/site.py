@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,11 +17,14 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, make_respon
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from servicekit.logs import request_id_var
 from servicekit.web import formatting
 from servicekit.web.i18n import LANGUAGE_NAMES, LANGUAGES, Catalog, pick_language
 from servicekit.web.messages import VI as WEB_MESSAGES
 from servicekit.web.sessions import SessionStore, WebSession
 from servicekit.web.static_assets import STATIC_DIR, asset_versions
+
+log = logging.getLogger("dvc.web")
 
 EXTENSION = "dvc_web"
 LANGUAGE_COOKIE = "dvc_lang"
@@ -206,11 +210,20 @@ def _http_error(error: HTTPException) -> ResponseReturnValue:
     return error_page(status, translate(_ERROR_TITLES.get(status, "Something went wrong")), detail)
 
 
+def _unexpected(error: Exception) -> ResponseReturnValue:
+    log.exception("page failed", extra={"path": request.path})
+    reference = request_id_var.get() or ""
+    detail = translate("Please try again later. If it happens again, quote this code to support: %(code)s",
+                       code=reference) if reference else translate("Please try again later.")
+    return error_page(500, translate("Something went wrong"), detail)
+
+
 def page_blueprint(name: str, import_name: str, **options: Any) -> Blueprint:
-    """A blueprint of pages: CSRF-checked, with HTML error pages."""
+    """A blueprint of pages: CSRF-checked, with HTML error pages (never a stack trace)."""
     blueprint = Blueprint(name, import_name, **options)
     blueprint.before_request(check_csrf)
     blueprint.register_error_handler(HTTPException, _http_error)
+    blueprint.register_error_handler(Exception, _unexpected)
     return blueprint
 
 

@@ -152,3 +152,16 @@ def test_the_access_log_says_who_acted_for_whom(wallet: FakeWallet, identity: Fa
     assert "10:00 02/03/2026" in rows[0]   # 03:00 UTC is 10:00 in Viet Nam
     others = client.get("/wallet/access-log?others=1").get_data(as_text=True)  # type: ignore[attr-defined]
     assert others.count('data-action="read"') == 1 and 'data-action="redeemed"' in others
+
+
+def test_an_unexpected_failure_shows_a_page_not_a_stack_trace(wallet: FakeWallet, identity: FakeIdentity) -> None:
+    client = signed_in(wallet, identity)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database password is hunter2")
+
+    wallet.list_documents = broken  # type: ignore[method-assign]
+    answer = client.get("/wallet/")  # type: ignore[attr-defined]
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 500 and "Đã có lỗi xảy ra" in text
+    assert "hunter2" not in text and "Traceback" not in text
