@@ -115,6 +115,9 @@ def test_a_citizen_shares_an_issued_document_and_sees_the_agency_take_it(
     assert refused.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED)
     page.goto(f"{platform.wallet_url}/wallet/shares")
     expect(page.get_by_text(share_id)).to_have_count(0)  # the active list no longer shows it
+    page.get_by_role("link", name="Hiện cả chia sẻ đã hết hạn, đã thu hồi và đã dùng hết").click()
+    expect(page.locator("tbody tr", has=page.get_by_text(share_id))).to_contain_text("Đã thu hồi")
+    screenshot(page, "wallet-08-shares")
 
     # Upload a scan of one's own: stored, and marked as not vouched for by any agency.
     page.get_by_role("link", name="Tải lên bản chụp").first.click()
@@ -122,7 +125,7 @@ def test_a_citizen_shares_an_issued_document_and_sees_the_agency_take_it(
                                                       "buffer": tiny_png()}])
     page.get_by_label("Tên giấy tờ").fill("Ảnh chụp căn cước")
     assert accessibility_problems(page) == []
-    screenshot(page, "wallet-08-upload")
+    screenshot(page, "wallet-09-upload")
     page.get_by_role("button", name="Tải lên").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Ảnh chụp căn cước")
     expect(page.locator("dl.facts")).to_contain_text("Bạn tự tải lên (chưa được xác thực)")
@@ -135,13 +138,13 @@ def test_a_citizen_shares_an_issued_document_and_sees_the_agency_take_it(
     page.get_by_role("navigation", name="Wallet").get_by_role("link", name="My documents").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("My documents")
     expect(page.locator("tbody")).to_contain_text("Issued and signed by the agency")
-    screenshot(page, "wallet-09-documents-english")
+    screenshot(page, "wallet-10-documents-english")
     page.set_viewport_size({"width": 390, "height": 844})
     assert not overflows_sideways(page)
-    screenshot(page, "wallet-10-documents-phone")
+    screenshot(page, "wallet-11-documents-phone")
     page.goto(f"{platform.wallet_url}/wallet/access-log")
     assert not overflows_sideways(page)
-    screenshot(page, "wallet-11-access-log-phone")
+    screenshot(page, "wallet-12-access-log-phone")
 
     # Log out: the session ends here and at identity; the wallet pages ask for a login again.
     page.set_viewport_size({"width": 1280, "height": 900})
