@@ -158,6 +158,19 @@ def _weighted(choices: dict[str, float]) -> str:
     return random.choices(list(choices), weights=list(choices.values()))[0]
 
 
+_payments_started = itertools.count()
+# Every (channel, payer action) pair once first, so even the smoke run's few payments cover them all.
+_EVERY_PAIR = [(channel, action) for channel in PAYER_CHANNELS for action in PAYER_ACTIONS]
+
+
+def payer_choice(index: int) -> tuple[str, str]:
+    """The channel and the payer's action for this process's ``index``-th payment: each pair once, then drawn
+    with the day's proportions."""
+    if index < len(_EVERY_PAIR):
+        return _EVERY_PAIR[index]
+    return _weighted(PAYER_CHANNELS), _weighted(PAYER_ACTIONS)
+
+
 def create_payment(stubs: Stubs, world: World, citizen: str) -> tuple[Any, Any]:
     """The provincial system asks for the dossier's fee (amounts in whole thousands of đồng, so no sandbox
     'magic' amount ever triggers a test-mode misbehaviour)."""
@@ -226,7 +239,7 @@ def payment_flow(stubs: Stubs, world: World, ledger: Ledger, http: requests.Sess
     (the signed callbacks arrive at the receiver meanwhile); a fifth of the systems also list the events."""
     citizen = random.choice(world.citizens)
     agency, payment = create_payment(stubs, world, citizen)
-    channel, action = _weighted(PAYER_CHANNELS), _weighted(PAYER_ACTIONS)
+    channel, action = payer_choice(next(_payments_started))
     ledger.add(PAYMENT, payment_id=payment.id, reference=payment.reference, agency=agency.code,
                amount=payment.total_amount, channel=channel, action=action,
                created_day=datetime.now(VIETNAM).date().isoformat())
