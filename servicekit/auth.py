@@ -118,8 +118,11 @@ class JwksCache:
     when a refresh fails."""
 
     def __init__(self, fetch: Callable[[], dict[str, Any]], *, refresh_seconds: float = 300.0,
-                 min_refetch_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 min_refetch_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 algorithms: tuple[str, ...] = ALLOWED_ALGORITHMS) -> None:
         self._fetch = fetch
+        # Platform tokens are ES256/EdDSA only; an upstream provider's cache may allow what it signs with.
+        self._algorithms = algorithms
         self._refresh_seconds = refresh_seconds
         self._min_refetch_seconds = min_refetch_seconds
         self._clock = clock
@@ -141,7 +144,7 @@ class JwksCache:
                 if jwk.get("use", "sig") != "sig" or "kid" not in jwk:
                     continue
                 key = PyJWK(jwk)
-                if key.algorithm_name in ALLOWED_ALGORITHMS:
+                if key.algorithm_name in self._algorithms:
                     keys[jwk["kid"]] = key
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last good keys
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -157,11 +160,13 @@ class JwksCache:
                 if now - self._last_attempt >= self._min_refetch_seconds:
                     self._refresh()
         key = self._keys.get(kid)
-        if key is None and now - self._last_attempt >= self._min_refetch_seconds:
+        if key is None:
+            # Wait for a fetch another thread may have under way (start-up, rotation) before judging the kid;
+            # fetch again only if the interval allows, so a flood of made-up kids never fetches per request.
             with self._lock:
                 if kid not in self._keys and self._clock() - self._last_attempt >= self._min_refetch_seconds:
                     self._refresh()
-            key = self._keys.get(kid)
+                key = self._keys.get(kid)
         if key is None:
             raise Unauthenticated(f"the token was signed with an unknown key (kid {kid!r})", reason="UNKNOWN_KID")
         return key

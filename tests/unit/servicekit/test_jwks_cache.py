@@ -83,3 +83,35 @@ def test_keys_for_algorithms_outside_the_allow_list_are_ignored():
     cache = JwksCache(lambda: document, min_refetch_seconds=0)
     with pytest.raises(Unauthenticated):
         cache.key_for(issuer.kid)
+
+
+def test_callers_arriving_during_the_first_fetch_wait_for_it_instead_of_failing():
+    import threading
+    import time as real_time
+
+    issuer = LocalTokenIssuer()
+    started = threading.Event()
+
+    def slow_fetch() -> dict[str, Any]:
+        started.set()
+        real_time.sleep(0.3)
+        return issuer.jwks()
+
+    cache = JwksCache(slow_fetch, refresh_seconds=300, min_refetch_seconds=10)
+    results: list[str] = []
+
+    def verify() -> None:
+        try:
+            results.append(cache.key_for(issuer.kid).key_id)
+        except Unauthenticated as refused:
+            results.append(refused.reason)
+
+    first = threading.Thread(target=verify)
+    first.start()
+    started.wait(5)
+    others = [threading.Thread(target=verify) for _ in range(8)]
+    for thread in others:
+        thread.start()
+    for thread in [first, *others]:
+        thread.join(5)
+    assert results == [issuer.kid] * 9
