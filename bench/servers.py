@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import multiprocessing
 import multiprocessing.connection
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from typing import Any
 
 
 def _child(target: str, kwargs: dict[str, Any], pipe: multiprocessing.connection.Connection) -> None:
+    # One line per HTTP request from the embedded edges would bury the benchmark table.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     module_name, _, function_name = target.partition(":")
     started = getattr(importlib.import_module(module_name), function_name)(**kwargs)
     pipe.send(started.info if hasattr(started, "info") else started["info"])
