@@ -36,7 +36,7 @@ def main() -> int:
     with grpc.insecure_channel(args.identity) as identity_channel:
         token = identity_pb2_grpc.IdentityServiceStub(identity_channel).IssueClientToken(
             identity_pb2.IssueClientTokenRequest(client_id=PROVINCIAL_CLIENT, client_secret=secret,
-                                                 audience="dvc-payments"), timeout=10).access_token
+                                                 audience="dvc-payments"), timeout=10).tokens.access_token
     print(f"1. {PROVINCIAL_CLIENT} got an access token for dvc-payments from identity")
     with grpc.insecure_channel(args.payments) as channel:
         payments = payments_pb2_grpc.PaymentServiceStub(channel)

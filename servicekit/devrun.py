@@ -70,6 +70,8 @@ def processes(database_urls: Mapping[str, str] | None = None, s3_endpoint: str =
                                   "--port", "8091"], http_port=8091),
         Managed("agency-idp-sandbox", [sys.executable, "-m", "identity_service.sandbox", "--provider", "agency",
                                        "--port", "8092"], http_port=8092),
+        Managed("provincial-system", [sys.executable, "-m", "payment_service.sandbox.provincial_system",
+                                      "--port", "8090"], http_port=8090),
         Managed("bank-sandboxes", [sys.executable, "-m", "payment_service.sandbox",
                                    "--notify-url-base", "http://127.0.0.1:8082/callbacks"], http_port=8101),
         service("identity", 50051, 8081, 9461, urls.get("identity", ""), **extra.get("identity", {})),
