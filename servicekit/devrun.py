@@ -180,6 +180,8 @@ def main() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_terminate)
+    # Explicitly: a shell that starts us in the background hands SIGINT over as ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         start_all(managed)
         wait_until_serving(managed, started)
