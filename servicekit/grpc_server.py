@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
@@ -67,6 +68,8 @@ def start_server(registrations: Sequence[ServiceRegistration], *, host: str = "1
         names.append(registration.full_name)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
     address = f"{host}:{port}"
+    if port and not _port_free(host, port):
+        raise StartupError(port_setting, f"cannot listen for gRPC on {address} (port in use)")
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError:
@@ -77,6 +80,18 @@ def start_server(registrations: Sequence[ServiceRegistration], *, host: str = "1
     running = RunningServer(server=server, port=bound, health=health_servicer, service_names=names)
     running.set_serving(True)
     return running
+
+
+def _port_free(host: str, port: int) -> bool:
+    # Asked first so a busy port gives the operator our one line, not gRPC core's own error output.
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # SO_REUSEADDR as gRPC itself uses: a restart must not mistake TIME_WAIT leftovers for a listener.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_for_termination(stop_callbacks: Sequence[Callable[[], None]]) -> None:
