@@ -101,3 +101,24 @@ def signature_verifies(public_key: PublicKey, payload: bytes, signature: bytes) 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+class SignatureChecks:
+    """Outcomes of signature checks already made, so re-reading an unchanged document skips the public-key
+    operation. Keyed by the key id (a registered key never changes), the exact manifest bytes and the
+    signature: any change to what the wallet holds changes the key and is checked afresh."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._capacity = capacity
+        self._outcomes: dict[tuple[str, bytes, bytes], bool] = {}
+
+    def verifies(self, key_id: str, public_key: PublicKey, payload: bytes, signature: bytes) -> bool:
+        memo = (key_id, payload, signature)
+        outcome = self._outcomes.get(memo)
+        if outcome is None:
+            outcome = signature_verifies(public_key, payload, signature)
+            if len(self._outcomes) >= self._capacity:
+                # Dropping everything is cheaper than tracking recency, and only costs re-checks.
+                self._outcomes.clear()
+            self._outcomes[memo] = outcome
+        return outcome

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,13 +32,17 @@ class Verification:
                                             VerificationStatus.UNSIGNED_INTACT)
 
 
+SignatureCheck = Callable[[PublicKey, bytes, bytes], bool]
+
+
 def verify_document(document: Document, *, public_key: PublicKey | None, content: bytes | None,
-                    content_checked: bool, now: datetime) -> Verification:
+                    content_checked: bool, now: datetime,
+                    check_signature: SignatureCheck = signature_verifies) -> Verification:
     """Check ``content`` (when it was read; None means the object is missing) against the recorded hash,
     and the signature against the manifest rebuilt from what the wallet holds."""
     issued = document.trust_level is TrustLevel.ISSUED
     signature_valid = bool(issued and public_key is not None and document.signature
-                           and signature_verifies(public_key, document_manifest(document), document.signature))
+                           and check_signature(public_key, document_manifest(document), document.signature))
     actual = ""
     status = VerificationStatus.VERIFIED if issued else VerificationStatus.UNSIGNED_INTACT
     detail = ""

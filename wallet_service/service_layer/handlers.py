@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from servicekit.auth import KIND_CITIZEN, Principal
 from servicekit.errors import (
@@ -24,10 +25,10 @@ from wallet_service.domain.access_log import ChainCheck, LogEvent, next_entry, v
 from wallet_service.domain.content import MAX_CONTENT_BYTES, ReceivedContent, receive_content
 from wallet_service.domain.manifest import (
     PublicKey,
+    SignatureChecks,
     document_manifest,
     load_public_key,
     manifest_bytes,
-    signature_verifies,
 )
 from wallet_service.domain.model import (
     DEFAULT_SHARE_DAYS,
@@ -215,6 +216,9 @@ class WalletHandlers:
         # registered), so a miss goes to the database and a hit is safe to keep.
         self._types: dict[str, DocumentType] = {}
         self._keys: dict[str, tuple[IssuerKey, PublicKey]] = {}
+        # The issue-time check is remembered, so reads re-check the signature only when the manifest the
+        # wallet holds differs from one already checked; the content hash is still recomputed on every read.
+        self._signatures = SignatureChecks()
 
     # --- catalogue and keys -------------------------------------------------------------------------------
 
@@ -351,7 +355,7 @@ class WalletHandlers:
                                       document_type=document_type.code, issuer_agency=agency,
                                       metadata=command.metadata, valid_from=command.valid_from,
                                       valid_until=command.valid_until, supersedes=command.supersedes_document_id)
-            if not signature_verifies(public_key, manifest, command.signature):
+            if not self._signatures.verifies(issuer_key.key_id, public_key, manifest, command.signature):
                 raise InvalidArgument.single("metadata.signature", "does not verify with the issuer key over the "
                                              "manifest of this content and metadata", reason="BAD_ISSUER_SIGNATURE")
             document = Document(
@@ -558,7 +562,7 @@ class WalletHandlers:
         content = None
         if read_content:
             content = self._storage.get(content_key(document.content_sha256), document.size_bytes)
-        public_key = None
+        public_key: PublicKey | None = None
         if document.trust_level is TrustLevel.ISSUED:
             key = self._keys.get(document.issuer_key_id)
             if key is None:
@@ -566,7 +570,8 @@ class WalletHandlers:
                     key = self._issuer_key(uow, document.issuer_key_id)
             public_key = key[1] if key else None
         verification = verify_document(document, public_key=public_key, content=content,
-                                       content_checked=read_content, now=self._clock())
+                                       content_checked=read_content, now=self._clock(),
+                                       check_signature=partial(self._signatures.verifies, document.issuer_key_id))
         return verification, content
 
     def _deliver(self, document: Document, principal: Principal, *, presigned: bool, read_content: bool) -> Delivery:

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from servicekit.errors import InvalidArgument
 from wallet_service.domain.manifest import (
+    SignatureChecks,
     load_public_key,
     manifest_bytes,
     public_pem,
@@ -51,6 +52,42 @@ def test_a_signature_verifies_over_its_manifest_and_nothing_else(private_key):
     assert not signature_verifies(public_key, _manifest(metadata={"full_name": "Someone else"}), signature)
     assert not signature_verifies(public_key, _manifest(content_sha256="cd" * 32), signature)
     assert not signature_verifies(public_key, _manifest(), signature[:-1] + bytes([signature[-1] ^ 1]))
+
+
+class _CountingKey:
+    """An Ed25519 public key that counts the public-key operations made with it."""
+
+    def __init__(self, key):
+        self.key, self.operations = key, 0
+
+    def verify(self, signature, payload):
+        self.operations += 1
+        self.key.verify(signature, payload)
+
+
+def test_remembered_checks_skip_the_key_operation_but_any_change_is_checked_afresh(monkeypatch):
+    monkeypatch.setattr(ed25519, "Ed25519PublicKey", _CountingKey)
+    private_key = ed25519.Ed25519PrivateKey.generate()
+    counting = _CountingKey(private_key.public_key())
+    checks = SignatureChecks()
+    signature = sign(private_key, _manifest())
+    assert checks.verifies("k1", counting, _manifest(), signature)
+    assert checks.verifies("k1", counting, _manifest(), signature)
+    assert counting.operations == 1
+    # An altered manifest (say a metadata value edited in the database) misses the memo and fails.
+    assert not checks.verifies("k1", counting, _manifest(metadata={"full_name": "Someone else"}), signature)
+    assert not checks.verifies("k1", counting, _manifest(), signature[:-1] + bytes([signature[-1] ^ 1]))
+    assert counting.operations == 3
+
+
+def test_a_full_memo_starts_over_instead_of_growing():
+    private_key = ed25519.Ed25519PrivateKey.generate()
+    public_key = private_key.public_key()
+    checks = SignatureChecks(capacity=2)
+    for number in range(5):
+        manifest = _manifest(content_sha256=f"{number:064x}")
+        assert checks.verifies("k1", public_key, manifest, sign(private_key, manifest))
+    assert len(checks._outcomes) <= 2
 
 
 def test_es256_signatures_are_64_bytes_and_der_is_accepted_too():
