@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -358,6 +358,20 @@ def _entry_from_row(row: RowMapping) -> AccessLogEntry:
         procedure_code=row["procedure_code"], detail=row["detail"])
 
 
+_ENTRY_PARAMETER = "entry_"
+_APPEND_ONE: list[Update] = []
+
+
+def _append_one_postgres() -> Update:
+    """INSERT the entry in a data-modifying CTE and UPDATE the head in the same statement (PostgreSQL)."""
+    if not _APPEND_ONE:
+        table, heads = orm.access_log, orm.log_heads
+        entry = table.insert().values({column.name: bindparam(_ENTRY_PARAMETER + column.name, type_=column.type)
+                                       for column in table.c}).cte("appended_entry")
+        _APPEND_ONE.append(update(heads).where(heads.c.citizen_id == bindparam("match")).add_cte(entry))
+    return _APPEND_ONE[0]
+
+
 class SqlAccessLog(_Repository):
     def head(self, citizen_id: str, *, lock: bool) -> tuple[int, str]:
         table = orm.log_heads
@@ -371,12 +385,24 @@ class SqlAccessLog(_Repository):
             row = self._row(table, "citizen_id", citizen_id, lock)
         return (int(row["sequence"]), str(row["head_hash"])) if row is not None else (0, GENESIS_HASH)
 
-    def append(self, entry: AccessLogEntry) -> None:
-        values = _fields(entry)
-        values["action"] = entry.action.value
-        self._insert(orm.access_log, values)
-        self._update(orm.log_heads, "citizen_id", {"citizen_id": entry.citizen_id, "sequence": entry.sequence,
-                                                   "head_hash": entry.entry_hash})
+    def append(self, entries: Sequence[AccessLogEntry]) -> None:
+        rows = [{**_fields(entry), "action": entry.action.value} for entry in entries]
+        last = entries[-1]
+        if self.dialect == "postgresql" and len(rows) == 1:
+            # One round trip instead of two: the entry and the head move in one statement.
+            try:
+                self._execute(_append_one_postgres(), {
+                    **{_ENTRY_PARAMETER + name: value for name, value in rows[0].items()},
+                    "match": last.citizen_id, "sequence": last.sequence, "head_hash": last.entry_hash})
+            except IntegrityError:
+                raise _collision() from None
+            return
+        try:
+            self._execute(_insert_into(orm.access_log), rows)  # type: ignore[arg-type]
+        except IntegrityError:
+            raise _collision() from None
+        self._update(orm.log_heads, "citizen_id", {"citizen_id": last.citizen_id, "sequence": last.sequence,
+                                                   "head_hash": last.entry_hash})
 
     def list(self, citizen_id: str, *, document_id: str = "", offset: int = 0, limit: int = 100
              ) -> list[AccessLogEntry]:

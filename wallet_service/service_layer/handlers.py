@@ -896,11 +896,13 @@ class WalletHandlers:
         it commits, so concurrent writers to one wallet queue up instead of forking the chain)."""
         sequence, previous = uow.log.head(citizen_id, lock=True)
         now = self._clock()
+        entries = []
         for event in events:
             sequence += 1
             entry = next_entry(citizen_id, sequence, previous, actor, event, now)
-            uow.log.append(entry)
+            entries.append(entry)
             previous = entry.entry_hash
+        uow.log.append(entries)
 
     def _record(self, citizen_id: str, principal: Principal, event: LogEvent) -> None:
         with self._uow() as uow:

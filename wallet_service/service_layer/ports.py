@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -132,8 +132,8 @@ class AccessLogRepository(Protocol):
         """(last sequence, last hash); (0, genesis) for an empty log. ``lock`` holds the head until commit."""
         ...
 
-    def append(self, entry: AccessLogEntry) -> None:
-        """Store the entry and move the head to it."""
+    def append(self, entries: Sequence[AccessLogEntry]) -> None:
+        """Store consecutive entries (at least one) and move the head to the last of them."""
         ...
 
     def list(self, citizen_id: str, *, document_id: str = "", offset: int = 0, limit: int = 100

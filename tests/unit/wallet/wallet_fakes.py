@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -195,9 +195,10 @@ class _Log:
     def head(self, citizen_id: str, *, lock: bool) -> tuple[int, str]:
         return self.state.heads.get(citizen_id, (0, GENESIS_HASH))
 
-    def append(self, entry: AccessLogEntry) -> None:
-        self.state.log.setdefault(entry.citizen_id, []).append(entry)
-        self.state.heads[entry.citizen_id] = (entry.sequence, entry.entry_hash)
+    def append(self, entries: Sequence[AccessLogEntry]) -> None:
+        for entry in entries:
+            self.state.log.setdefault(entry.citizen_id, []).append(entry)
+            self.state.heads[entry.citizen_id] = (entry.sequence, entry.entry_hash)
 
     def list(self, citizen_id: str, *, document_id: str = "", offset: int = 0, limit: int = 100
              ) -> list[AccessLogEntry]:
