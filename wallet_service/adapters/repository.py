@@ -269,6 +269,18 @@ def _share_from_row(row: RowMapping) -> Share:
                  redeemed_document_ids=list(row["redeemed_document_ids"]))
 
 
+_COUNT_USE: list[Update] = []
+
+
+def _count_use() -> Update:
+    # Counting and locking in one statement: the UPDATE takes the row lock SELECT ... FOR UPDATE would.
+    if not _COUNT_USE:
+        table = orm.shares
+        _COUNT_USE.append(update(table).where(table.c.share_id == bindparam("match"))
+                          .values(use_count=table.c.use_count + 1).returning(*table.c))
+    return _COUNT_USE[0]
+
+
 class SqlShares(_Repository):
     def get(self, share_id: str, *, lock: bool = False) -> Share | None:
         row = self._row(orm.shares, "share_id", share_id, lock)
@@ -282,6 +294,19 @@ class SqlShares(_Repository):
 
     def add(self, share: Share) -> None:
         self._insert(orm.shares, _fields(share))
+
+    def count_use(self, share_id: str) -> Share | None:
+        row = self._execute(_count_use(), {"match": share_id}).mappings().first()
+        if row is None:
+            return None
+        share = _share_from_row(row)
+        share.use_count -= 1  # the caller judges the share as it stood before this use
+        return share
+
+    def set_redeemed(self, share_id: str, document_ids: list[str]) -> None:
+        table = orm.shares
+        self._execute(_update_by(table, "share_id").values(redeemed_document_ids=bindparam("redeemed")),
+                      {"match": share_id, "redeemed": document_ids})
 
     def update(self, share: Share) -> None:
         self._update(orm.shares, "share_id", _fields(share))

@@ -755,7 +755,7 @@ class WalletHandlers:
         agency = calling_agency(principal, SCOPE_REDEEM)
         now = self._clock()
         with self._uow() as uow:
-            share = uow.shares.get(share_id, lock=True)
+            share = uow.shares.count_use(share_id)
             if share is None:
                 raise _share_not_found(share_id)
             if share.agency_code != agency:
@@ -770,9 +770,11 @@ class WalletHandlers:
                                          metadata={"share_id": share_id})
             documents = self._resolve(uow, share, now)
             share.use_count += 1
-            share.redeemed_document_ids = list(dict.fromkeys(
+            redeemed = list(dict.fromkeys(
                 [*share.redeemed_document_ids, *(document.document_id for document in documents)]))
-            uow.shares.update(share)
+            if redeemed != share.redeemed_document_ids:
+                share.redeemed_document_ids = redeemed
+                uow.shares.set_redeemed(share_id, redeemed)
             events = [LogEvent(AccessAction.REDEEMED, document_id=document.document_id, share_id=share_id,
                                dossier_code=share.dossier_code, procedure_code=share.procedure_code,
                                agency_code=agency, detail=share.purpose)

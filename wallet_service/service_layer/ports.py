@@ -108,6 +108,15 @@ class ShareRepository(Protocol):
 
     def add(self, share: Share) -> None: ...
 
+    def count_use(self, share_id: str) -> Share | None:
+        """Add one use to the stored share and lock it until the transaction ends; returns the share as it
+        stood before this use (None if unknown). A caller that refuses the use rolls the count back."""
+        ...
+
+    def set_redeemed(self, share_id: str, document_ids: list[str]) -> None:
+        """Record the documents handed out through the share so far."""
+        ...
+
     def update(self, share: Share) -> None: ...
 
     def list(self, *, citizen_id: str = "", agency_code: str = "", active_at: datetime | None = None,

@@ -86,6 +86,30 @@ def test_a_single_use_share_is_used_up_after_one_redemption(api):
     _refused(lambda: api.redeem(share.share_id), grpc.StatusCode.FAILED_PRECONDITION, "SHARE_USED_UP")
 
 
+def test_concurrent_redemptions_of_a_two_use_share_hand_it_out_exactly_twice(api):
+    from concurrent.futures import ThreadPoolExecutor
+
+    citizen_id = new_citizen()
+    share = api.share(citizen_id, [api.issue(unique_pdf(), citizen_id).document_id], max_uses=2)
+    # A refused redemption by another agency must not spend one of the two uses.
+    _refused(lambda: api.redeem(share.share_id, agency="UBND-Q3"), grpc.StatusCode.PERMISSION_DENIED,
+             "SHARE_WRONG_AGENCY")
+
+    def attempt(_: int) -> str:
+        try:
+            api.redeem(share.share_id)
+            return "ok"
+        except grpc.RpcError as error:
+            return reason_of(error)
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = sorted(pool.map(attempt, range(6)))
+    assert outcomes == ["SHARE_USED_UP"] * 4 + ["ok"] * 2
+    assert api.log_actions(citizen_id).count("REDEEMED") == 2
+    listed = api.stub.ListShares(pb.ListSharesRequest(include_inactive=True), metadata=api.citizen(citizen_id))
+    assert [(item.use_count, item.status) for item in listed.shares] == [(2, pb.SHARE_STATUS_USED_UP)]
+
+
 def test_a_share_longer_than_thirty_days_is_refused(api):
     citizen_id = new_citizen()
     document = api.issue(unique_pdf(), citizen_id)

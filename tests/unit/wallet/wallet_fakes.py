@@ -153,6 +153,17 @@ class _Shares:
     def update(self, share: Share) -> None:
         self.state.shares[share.share_id] = copy.deepcopy(share)
 
+    def count_use(self, share_id: str) -> Share | None:
+        stored = self.state.shares.get(share_id)
+        if stored is None:
+            return None
+        before = copy.deepcopy(stored)
+        stored.use_count += 1
+        return before
+
+    def set_redeemed(self, share_id: str, document_ids: list[str]) -> None:
+        self.state.shares[share_id].redeemed_document_ids = list(document_ids)
+
     def list(self, *, citizen_id: str = "", agency_code: str = "", active_at: datetime | None = None,
              offset: int = 0, limit: int = 50) -> list[Share]:
         found = [share for share in self.state.shares.values()
