@@ -123,6 +123,16 @@ class _Repository:
         except IntegrityError:
             raise _collision() from None
 
+    def _insert_new(self, table: Table, key: str) -> Insert:
+        """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key, for this dialect."""
+        cache_key = f"{table.name}:new:{self.dialect}"
+        statement = _INSERTS.get(cache_key)
+        if statement is None:
+            insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            statement = _INSERTS[cache_key] = (insert(table).on_conflict_do_nothing(index_elements=[key])
+                                               .returning(table.c[key]))
+        return statement
+
     def _update(self, table: Table, column: str, values: dict[str, Any]) -> None:
         self._execute(_update_by(table, column), {**values, "match": values[column]})
 
@@ -177,15 +187,9 @@ class SqlBlobs(_Repository):
             self._execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
         # SQLite (make run) serialises writers on the whole database already.
 
-    def get(self, sha256: str) -> Blob | None:
-        row = self._row(orm.blobs, "sha256", sha256)
-        if row is None:
-            return None
-        return Blob(sha256=row["sha256"], size=row["size"], content_type=row["content_type"],
-                    created_at=_utc(row["created_at"]))
-
-    def add(self, blob: Blob) -> None:
-        self._insert(orm.blobs, _fields(blob))
+    def add_if_missing(self, blob: Blob) -> bool:
+        # One statement instead of a SELECT and an INSERT; RETURNING yields a row only when it inserted.
+        return self._execute(self._insert_new(orm.blobs, "sha256"), _fields(blob)).first() is not None
 
     def delete(self, sha256: str) -> None:
         self._execute(delete(orm.blobs).where(orm.blobs.c.sha256 == sha256))
@@ -402,11 +406,12 @@ class SqlAccessLog(_Repository):
         table = orm.log_heads
         row = self._row(table, "citizen_id", citizen_id, lock)
         if row is None and lock:
-            # First entry of this wallet: create the head (racing creators both succeed, one as a no-op)
-            # and lock it like any other.
-            insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-            self._execute(insert(table).values(citizen_id=citizen_id, sequence=0, head_hash=GENESIS_HASH)
-                                 .on_conflict_do_nothing(index_elements=["citizen_id"]))
+            # First entry of this wallet: create the head, which our insert holds locked; a racing creator
+            # that lost inserts nothing and locks the winner's head instead.
+            created = self._execute(self._insert_new(table, "citizen_id"),
+                                    {"citizen_id": citizen_id, "sequence": 0, "head_hash": GENESIS_HASH}).first()
+            if created is not None:
+                return 0, GENESIS_HASH
             row = self._row(table, "citizen_id", citizen_id, lock)
         return (int(row["sequence"]), str(row["head_hash"])) if row is not None else (0, GENESIS_HASH)
 

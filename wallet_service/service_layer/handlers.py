@@ -442,13 +442,14 @@ class WalletHandlers:
             if document.supersedes_document_id:
                 events.append(self._supersede(uow, document.supersedes_document_id, document,
                                               "superseded by a new version"))
-            we_put = uow.blobs.get(content.sha256) is None
+            we_put = False
             try:
+                we_put = uow.blobs.add_if_missing(Blob(sha256=content.sha256, size=content.size,
+                                                       content_type=content.content_type,
+                                                       created_at=document.issued_at))
                 if we_put:
                     content.body.seek(0)
                     self._storage.put(key, content.body, content.size, content.content_type)
-                    uow.blobs.add(Blob(sha256=content.sha256, size=content.size, content_type=content.content_type,
-                                       created_at=document.issued_at))
                 uow.documents.add(document)
                 self._log(uow, document.citizen_id, actor, events)
                 uow.commit()

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from dvc.wallet.v1 import wallet_pb2 as pb
 from dvc.wallet.v1 import wallet_pb2_grpc
-from wallet_it_support import JUSTICE, new_citizen, reason_of, unique_pdf
+from wallet_it_support import JUSTICE, RECEIVER, new_citizen, reason_of, unique_pdf
 
 from servicekit.config import PlatformSettings
 from servicekit.process import start
@@ -190,6 +190,20 @@ def test_the_service_runs_its_migrations_on_sqlite_as_make_run_does(api, tmp_pat
                                         metadata=issuer).document
             listed = stub.ListDocuments(pb.ListDocumentsRequest(), metadata=token).documents
             assert {item.document_id for item in listed} == {document.document_id, issued.document_id}
+            # Redeeming counts the use with UPDATE ... RETURNING, which SQLite must run too.
+            share = stub.CreateShare(pb.CreateShareRequest(
+                document_ids=[issued.document_id], agency_code=RECEIVER, dossier_code="HS-SQLITE",
+                procedure_code="1.000001", max_uses=1, idempotency_key="share-1"), metadata=token).share
+            receiver = bearer(tokens.mint("ubnd-q1-system", audience="dvc-wallet", kind="client",
+                                          scopes=("wallet.redeem",), agency=RECEIVER))
+            redeemed = list(stub.RedeemShare(pb.RedeemShareRequest(share_id=share.share_id), metadata=receiver))
+            assert redeemed[0].share.use_count == 1 and redeemed[1].document.verification.valid
+            with pytest.raises(grpc.RpcError) as used_up:
+                list(stub.RedeemShare(pb.RedeemShareRequest(share_id=share.share_id), metadata=receiver))
+            assert reason_of(used_up.value) == "SHARE_USED_UP"
+            entries = stub.ListAccessLog(pb.ListAccessLogRequest(), metadata=token).entries
+            assert [pb.AccessAction.Name(entry.action).removeprefix("ACCESS_ACTION_") for entry in entries] == [
+                "REDEEMED", "SHARED", "ISSUED", "VERIFIED", "UPLOADED"]  # the refused redemption left none
             assert stub.VerifyAccessLog(pb.VerifyAccessLogRequest(), metadata=token).intact
     finally:
         running.stop(1.0)

@@ -85,11 +85,11 @@ class _Blobs:
     def lock(self, sha256: str) -> None:
         return None
 
-    def get(self, sha256: str) -> Blob | None:
-        return self.state.blobs.get(sha256)
-
-    def add(self, blob: Blob) -> None:
+    def add_if_missing(self, blob: Blob) -> bool:
+        if blob.sha256 in self.state.blobs:
+            return False
         self.state.blobs[blob.sha256] = blob
+        return True
 
     def delete(self, sha256: str) -> None:
         self.state.blobs.pop(sha256, None)
