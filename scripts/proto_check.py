@@ -13,7 +13,9 @@ BUF = TOOLS / "node_modules" / ".bin" / "buf"
 
 def ensure_buf() -> None:
     if not BUF.exists():
-        subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=TOOLS, check=True)
+        # `npm install --no-save` rather than `npm ci`: the lock pins buf, but npm ci rejects a lock that lists
+        # only this platform's optional binary package, which is what the registry here records.
+        subprocess.run(["npm", "install", "--no-save", "--silent", "--no-audit", "--no-fund"], cwd=TOOLS, check=True)
 
 
 def baseline_ref() -> str | None:
