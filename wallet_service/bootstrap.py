@@ -226,7 +226,8 @@ def build(settings: WalletSettings, platform: PlatformSettings, engine: Engine, 
           storage: ObjectStorage | None = None) -> Components:
     """The wallet's components on real adapters (tests may pass another ``storage``)."""
     if storage is None:
-        storage = MinioObjectStorage(s3_client(settings), settings.s3_bucket)
+        storage = MinioObjectStorage(s3_client(settings), settings.s3_bucket,
+                                     timeout_seconds=settings.s3_timeout_seconds)
     handlers = build_handlers(settings, engine, storage)
 
     def database_ready() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import IO, BinaryIO, cast
+from typing import IO
+from urllib.parse import urlsplit
 
 from minio import Minio
 from minio.error import S3Error
@@ -14,36 +16,76 @@ from servicekit.errors import Unavailable
 from wallet_service.service_layer.ports import StoredObject
 
 _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
+# Presigned URLs for the adapter's own requests live only as long as one request needs.
+_REQUEST_URL_LIFETIME = timedelta(minutes=1)
+_SEND_BLOCK_BYTES = 256 * 1024
+
+
+class _KeepAliveConnections:
+    """One keep-alive HTTP connection per thread and server, for presigned requests: the SDK's request
+    path (signing, urllib3, retries) costs about twice the CPU of the request itself on the hot paths."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self._timeout = timeout_seconds
+        self._local = threading.local()
+
+    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+        connections: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("connections", {})
+        connection = connections.get(netloc)
+        if connection is None:
+            kind = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+            connection = connections[netloc] = kind(netloc, timeout=self._timeout, blocksize=_SEND_BLOCK_BYTES)
+        return connection
+
+    def request(self, method: str, url: str, *, headers: dict[str, str],
+                body: IO[bytes] | None = None) -> tuple[int, bytes]:
+        """(status, body) of one request; a connection the server closed meanwhile is retried once."""
+        parts = urlsplit(url)
+        target = f"{parts.path}?{parts.query}" if parts.query else parts.path
+        start = body.tell() if body is not None else 0
+        for attempt in (1, 2):
+            connection = self._connection(parts.scheme, parts.netloc)
+            try:
+                if body is not None:
+                    body.seek(start)
+                connection.request(method, target, body=body, headers=headers)
+                response = connection.getresponse()
+                return response.status, response.read()
+            except (http.client.HTTPException, OSError) as exc:
+                connection.close()
+                self._local.connections.pop(parts.netloc, None)
+                if attempt == 2:
+                    raise Unavailable(f"object storage unreachable ({type(exc).__name__})",
+                                      reason="STORAGE_UNAVAILABLE") from None
+        raise AssertionError("unreachable")
 
 
 class MinioObjectStorage:
     """Content in one S3 bucket; the client carries the connect/read timeouts (servicekit.s3.make_client)."""
 
-    def __init__(self, client: Minio, bucket: str, *, part_size: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, client: Minio, bucket: str, *, timeout_seconds: float = 10.0) -> None:
         self.client = client
         self.bucket = bucket
-        self._part_size = part_size
+        # Content (at most 20 MB) goes in one PUT, and reads are one ranged GET, each over a presigned URL
+        # on a kept-alive connection; listing, deleting and presigning for readers stay with the SDK.
+        self._http = _KeepAliveConnections(timeout_seconds)
 
     def put(self, key: str, body: IO[bytes], length: int, content_type: str) -> None:
-        try:
-            self.client.put_object(self.bucket, key, cast(BinaryIO, body), length, content_type=content_type,
-                                   part_size=self._part_size)
-        except S3Error as exc:
-            raise Unavailable(f"object storage refused the upload ({exc.code})", reason="STORAGE_UNAVAILABLE") from None
+        url = self.client.presigned_put_object(self.bucket, key, expires=_REQUEST_URL_LIFETIME)
+        status, _ = self._http.request("PUT", url, body=body,
+                                       headers={"Content-Type": content_type, "Content-Length": str(length)})
+        if status != 200:
+            raise Unavailable(f"object storage refused the upload (HTTP {status})", reason="STORAGE_UNAVAILABLE")
 
     def get(self, key: str, max_bytes: int) -> bytes | None:
-        try:
-            # One byte past the recorded size is enough to prove an object grew; never read more.
-            response = self.client.get_object(self.bucket, key, offset=0, length=max_bytes + 1)
-        except S3Error as exc:
-            if exc.code in _MISSING:
-                return None
-            raise Unavailable(f"object storage refused the read ({exc.code})", reason="STORAGE_UNAVAILABLE") from None
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
+        url = self.client.presigned_get_object(self.bucket, key, expires=_REQUEST_URL_LIFETIME)
+        # One byte past the recorded size is enough to prove an object grew; never read more.
+        status, data = self._http.request("GET", url, headers={"Range": f"bytes=0-{max_bytes}"})
+        if status in (200, 206):
+            return data
+        if status == 404:
+            return None
+        raise Unavailable(f"object storage refused the read (HTTP {status})", reason="STORAGE_UNAVAILABLE")
 
     def delete(self, key: str) -> None:
         try:
