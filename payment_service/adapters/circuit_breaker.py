@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -196,14 +196,15 @@ class BreakerConnector:
     def create(self, order: PaymentOrder) -> ConnectorResult:
         return self._guarded("create", lambda: self.inner.create(order))
 
-    def query_status(self, reference: str, *, amount: int, created_at: datetime, **extra: Any) -> ConnectorResult:
+    def query_status(self, reference: str, *, amount: int, created_at: datetime,
+                     provider_reference: str = "") -> ConnectorResult:
         return self._guarded("query_status", lambda: self.inner.query_status(
-            reference, amount=amount, created_at=created_at, **extra))
+            reference, amount=amount, created_at=created_at, provider_reference=provider_reference))
 
-    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str,
-               **extra: Any) -> RefundResult:
+    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str, *,
+               created_at: datetime | None = None) -> RefundResult:
         return self._guarded("refund", lambda: self.inner.refund(
-            reference, provider_reference, amount, refund_id, **extra))
+            reference, provider_reference, amount, refund_id, created_at=created_at))
 
     def fetch_settlement(self, day: date) -> list[SettlementLine]:
         return self._guarded("fetch_settlement", lambda: self.inner.fetch_settlement(day))

@@ -41,6 +41,27 @@ class _Charge:
     paid_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class StatusQuery:
+    """One ``query_status`` call as the fake received it."""
+
+    reference: str
+    amount: int
+    created_at: datetime
+    provider_reference: str
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """One ``refund`` call as the fake received it."""
+
+    reference: str
+    provider_reference: str
+    amount: int
+    refund_id: str
+    created_at: datetime | None
+
+
 @dataclass
 class FakeConnector:
     """Behaves like a well-mannered provider: remembers orders, answers status queries from what a test set with
@@ -54,6 +75,9 @@ class FakeConnector:
     charges: dict[str, _Charge] = field(default_factory=dict)
     refunds: list[tuple[str, int, str]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    # What the core passed beyond the reference, so tests can check it hands connectors what they need.
+    status_queries: list[StatusQuery] = field(default_factory=list)
+    refund_requests: list[RefundRequest] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _call(self, name: str) -> None:
@@ -83,17 +107,21 @@ class FakeConnector:
             charge.amount = charge.order.amount if amount is None else amount
             charge.paid_at = paid_at
 
-    def query_status(self, reference: str, *, amount: int, created_at: datetime) -> ConnectorResult:
+    def query_status(self, reference: str, *, amount: int, created_at: datetime,
+                     provider_reference: str = "") -> ConnectorResult:
         self._call("query_status")
         with self._lock:
+            self.status_queries.append(StatusQuery(reference, amount, created_at, provider_reference))
             charge = self.charges.get(reference)
         if charge is None:
             return ConnectorResult(ConnectorStatus.UNKNOWN)
         return ConnectorResult(charge.status, charge.provider_reference, charge.amount, paid_at=charge.paid_at)
 
-    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str) -> RefundResult:
+    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str, *,
+               created_at: datetime | None = None) -> RefundResult:
         self._call("refund")
         with self._lock:
+            self.refund_requests.append(RefundRequest(reference, provider_reference, amount, refund_id, created_at))
             self.refunds.append((reference, amount, refund_id))
         return RefundResult(True, provider_reference=f"rf-{refund_id[:8]}")
 

@@ -64,6 +64,8 @@ payments = sa.Table(
     sa.Column("qr_payload", sa.String(512), nullable=False),
     sa.Column("connector_code", sa.String(32), nullable=False),
     sa.Column("provider_reference", sa.String(64), nullable=False),
+    # What the connector's create returned (Ngân Lượng's checkout token), for status queries after a restart.
+    sa.Column("checkout_reference", sa.String(128), nullable=False, server_default=""),
     sa.Column("paid_amount", sa.BigInteger, nullable=False),
     sa.Column("refunded_amount", sa.BigInteger, nullable=False),
     sa.Column("paid_at", Timestamp, nullable=True),

@@ -146,7 +146,8 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
     return {
         "status": payment.status.value, "updated_at": utc(payment.updated_at),
         "connector_code": payment.connector_code, "provider_reference": payment.provider_reference,
-        "paid_amount": payment.paid_amount, "refunded_amount": payment.refunded_amount,
+        "checkout_reference": payment.checkout_reference, "paid_amount": payment.paid_amount,
+        "refunded_amount": payment.refunded_amount,
         "paid_at": utc(payment.paid_at) if payment.paid_at else None, "flags": ",".join(sorted(payment.flags)),
         "last_sequence": payment.last_sequence,
     }
@@ -162,7 +163,8 @@ def _payment(row: Any) -> Payment:
         description=row.description, expires_at=_must(row.expires_at), created_at=_must(row.created_at),
         updated_at=_must(row.updated_at), status=PaymentStatus(row.status), qr_payload=row.qr_payload,
         connector_code=row.connector_code, provider_reference=row.provider_reference,
-        paid_amount=int(row.paid_amount), refunded_amount=int(row.refunded_amount), paid_at=aware(row.paid_at),
+        checkout_reference=row.checkout_reference, paid_amount=int(row.paid_amount),
+        refunded_amount=int(row.refunded_amount), paid_at=aware(row.paid_at),
         flags={flag for flag in row.flags.split(",") if flag}, last_sequence=int(row.last_sequence),
     )
 

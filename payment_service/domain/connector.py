@@ -170,11 +170,16 @@ class Connector(Protocol):
     def create(self, order: PaymentOrder) -> ConnectorResult:
         """Register the payment with the counterpart; returns PENDING and usually a redirect URL."""
 
-    def query_status(self, reference: str, *, amount: int, created_at: datetime) -> ConnectorResult:
-        """Ask the counterpart for the payment's current status (status sweep, reconciliation)."""
+    def query_status(self, reference: str, *, amount: int, created_at: datetime,
+                     provider_reference: str = "") -> ConnectorResult:
+        """Ask the counterpart for the payment's current status (status sweep, reconciliation).
+        ``provider_reference`` is what ``create`` returned for the payment ('' if nothing): some counterparts
+        (Ngân Lượng) look payments up by it only."""
 
-    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str) -> RefundResult:
-        """Refund ``amount`` đồng of a succeeded payment."""
+    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str, *,
+               created_at: datetime | None = None) -> RefundResult:
+        """Refund ``amount`` đồng of a succeeded payment; ``created_at`` is when the payment was created (VNPay
+        wants the original transaction's date)."""
 
     def parse_callback(self, request: CallbackRequest) -> InboundNotification:
         """Verify the signature FIRST, then parse; raise ConnectorError(BAD_SIGNATURE) on any doubt."""

@@ -212,7 +212,10 @@ class Payment:
     status: PaymentStatus = PaymentStatus.CREATED
     qr_payload: str = ""
     connector_code: str = ""
-    provider_reference: str = ""
+    provider_reference: str = ""     # the counterpart's transaction id, once it paid (refunds quote it)
+    # What the connector's create returned (Ngân Lượng's checkout token): status queries need it. Kept apart from
+    # provider_reference, which agencies see and refunds quote, because a checkout token is neither.
+    checkout_reference: str = ""
     paid_amount: int = 0
     refunded_amount: int = 0
     paid_at: datetime | None = None
@@ -248,13 +251,15 @@ class Payment:
         self.status = target
         return self._record(_EVENT_FOR_STATUS[target], before, target, source, at, dict(data or {}))
 
-    def mark_pending(self, connector_code: str, source: EventSource, at: datetime) -> None:
-        """The payer started paying through ``connector_code``; a repeat on PENDING only switches connector."""
-        if self.status is PaymentStatus.PENDING:
-            self.connector_code = connector_code
-            return
-        self._move(PaymentStatus.PENDING, source, at, {"connector": connector_code})
+    def mark_pending(self, connector_code: str, source: EventSource, at: datetime, checkout_reference: str = "",
+                     ) -> None:
+        """The payer started paying through ``connector_code`` (which answered ``checkout_reference``); a repeat
+        on PENDING only switches connector."""
+        if self.status is not PaymentStatus.PENDING:
+            self._move(PaymentStatus.PENDING, source, at, {"connector": connector_code})
         self.connector_code = connector_code
+        # Replaced even by '': a previous connector's token means nothing to this one.
+        self.checkout_reference = checkout_reference
 
     def record_success(self, amount: int, connector_code: str, provider_reference: str, source: EventSource,
                        at: datetime) -> CreditResult:

@@ -15,7 +15,14 @@ from payment_service.domain.model import EventSource, PaymentStatus
 from payment_service.domain.reconciliation import MatchStatus, ReconciliationItem, reconcile
 from payment_service.service_layer.access import SCOPE_READ, Caller
 from payment_service.service_layer.ports import ReconciliationReport, StoredReconciliationItem
-from payment_service.service_layer.services import VIETNAM, PaymentServices, decode_token, encode_token, page_size
+from payment_service.service_layer.services import (
+    VIETNAM,
+    PaymentServices,
+    decode_token,
+    encode_token,
+    page_size,
+    query_status,
+)
 from servicekit.errors import InvalidArgument, NotFound, Unavailable
 
 log = logging.getLogger("dvc.payments.reconciliation")
@@ -120,8 +127,7 @@ class Reporting:
         if connector is None or payment is None:
             return StoredReconciliationItem(item)
         try:
-            result: ConnectorResult = connector.query_status(payment.reference, amount=payment.amount,
-                                                             created_at=payment.created_at)
+            result: ConnectorResult = query_status(connector, payment)
         except ConnectorError:
             return StoredReconciliationItem(item)
         if result.status is ConnectorStatus.SUCCEEDED and payment.status not in _PAID:

@@ -19,6 +19,7 @@ from payment_service.domain import reference as references
 from payment_service.domain.commands import CreatePayment, validate_create
 from payment_service.domain.connector import (
     CallbackOutcome,
+    Connector,
     ConnectorError,
     ConnectorInfo,
     ConnectorResult,
@@ -358,7 +359,7 @@ class PaymentServices:
                     continue
                 raise FailedPrecondition(f"{code} refused the payment: {error}", reason="CONNECTOR_REJECTED") \
                     from None
-            self._mark_pending(payment.reference, code)
+            self._mark_pending(payment.reference, code, result.provider_reference)
             return result.redirect_url
         raise Unavailable(f"every connector of channel {channel!r} failed: {last_error}",
                           reason="NO_CONNECTOR_AVAILABLE")
@@ -399,14 +400,15 @@ class PaymentServices:
                     added += 1
         return added
 
-    def _mark_pending(self, reference: str, connector_code: str) -> None:
-        """The payer was sent to ``connector_code``: lock, move to PENDING, persist, commit."""
+    def _mark_pending(self, reference: str, connector_code: str, checkout_reference: str) -> None:
+        """The payer was sent to ``connector_code``, whose create answered ``checkout_reference``: lock, move to
+        PENDING (keeping the reference for status queries), persist, commit."""
         with self.uow_factory() as uow:
             payment = uow.payments.get_by_reference(reference, lock=True)
             if payment is None:
                 raise NotFound(f"no payment {reference!r}", reason="PAYMENT_NOT_FOUND")
             if payment.status.value in ("created", "pending"):
-                payment.mark_pending(connector_code, EventSource.API, self.clock.now())
+                payment.mark_pending(connector_code, EventSource.API, self.clock.now(), checkout_reference)
             added = self._persist(uow, payment)
             uow.commit()
         if added:
@@ -448,7 +450,8 @@ class PaymentServices:
                                          "bank transfer and record it through reconciliation",
                                          reason="REFUND_NOT_SUPPORTED")
             try:
-                answer = connector.refund(payment.reference, payment.provider_reference, amount, refund_id)
+                answer = connector.refund(payment.reference, payment.provider_reference, amount, refund_id,
+                                          created_at=payment.created_at)
             except ConnectorError as error:
                 raise Unavailable(f"{connector.info.code} did not refund: {error}",
                                   reason="CONNECTOR_ERROR") from None
@@ -587,7 +590,7 @@ class PaymentServices:
         if connector is None:
             return CallbackOutcome.REJECTED
         try:
-            result = connector.query_status(payment.reference, amount=payment.amount, created_at=payment.created_at)
+            result = query_status(connector, payment)
         except ConnectorError:
             return CallbackOutcome.ERROR
         if result.status in (ConnectorStatus.PENDING, ConnectorStatus.UNKNOWN) and payment.status.value != "created":
@@ -606,8 +609,7 @@ class PaymentServices:
             if connector is None or not self.availability.is_available(payment.connector_code):
                 continue
             try:
-                result = connector.query_status(payment.reference, amount=payment.amount,
-                                                created_at=payment.created_at)
+                result = query_status(connector, payment)
             except ConnectorError as error:
                 log.info("status query failed", extra={"connector": payment.connector_code, "error": str(error)})
                 continue
@@ -770,6 +772,12 @@ class PaymentServices:
                 str(getattr(health, "last_error_kind", "")) if health else "",
                 getattr(health, "last_success_at", None) if health else None))
         return views
+
+
+def query_status(connector: Connector, payment: Payment) -> ConnectorResult:
+    """Ask ``connector`` about ``payment`` with everything a counterpart may need to find it."""
+    return connector.query_status(payment.reference, amount=payment.amount, created_at=payment.created_at,
+                                  provider_reference=payment.checkout_reference)
 
 
 def signed_receipt(payment: Payment, agency: Agency, signer: ReceiptSigner, now: datetime) -> SignedReceipt:

@@ -149,7 +149,8 @@ class MomoConnector(ConnectorBase):
                                  provider_code=str(code))
         return ConnectorResult(ConnectorStatus.PENDING, redirect_url=str(answer["payUrl"]), provider_code=str(code))
 
-    def query_status(self, reference: str, *, amount: int, created_at: datetime) -> ConnectorResult:
+    def query_status(self, reference: str, *, amount: int, created_at: datetime,
+                     provider_reference: str = "") -> ConnectorResult:
         fields = self._signed({"partnerCode": self.partner_code, "requestId": uuid.uuid4().hex,
                                "orderId": reference, "lang": "vi"}, QUERY_FIELDS)
         answer = self._post("query", QUERY_PATH, fields, QUERY_ANSWER_FIELDS)
@@ -163,7 +164,8 @@ class MomoConnector(ConnectorBase):
                                paid_at=_millis(answer.get("responseTime")) if status is ConnectorStatus.SUCCEEDED
                                else None)
 
-    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str) -> RefundResult:
+    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str, *,
+               created_at: datetime | None = None) -> RefundResult:
         fields = self._signed({"partnerCode": self.partner_code, "orderId": refund_id, "requestId": refund_id,
                                "amount": amount, "transId": provider_reference, "lang": "vi",
                                "description": f"Refund {reference}"}, REFUND_FIELDS)

@@ -95,8 +95,9 @@ class NganLuongConnector(ConnectorBase):
                             signature_fields=("merchant_password", "token"),
                             account_fields=("card_number", "buyer_mobile", "bank_account"))
         super().__init__(info, config, scrubber, clock=clock, session=session)
-        # Tokens of checkouts this process created, for status queries whose caller does not pass the token
-        # (provider_reference). Bounded, and lost on restart: callers should pass provider_reference.
+        # Tokens of checkouts this process created or saw returned, only for status queries that arrive without
+        # the token (payments created before the core stored it). Bounded and lost on restart: the stored token
+        # the core passes as provider_reference is what queries rely on.
         self._tokens: OrderedDict[str, str] = OrderedDict()
         self._tokens_lock = threading.Lock()
 
@@ -145,8 +146,9 @@ class NganLuongConnector(ConnectorBase):
 
     def query_status(self, reference: str, *, amount: int, created_at: datetime,
                      provider_reference: str = "") -> ConnectorResult:
-        """Needs the checkout token returned by ``create`` (``provider_reference``): Ngân Lượng looks
-        transactions up by token only. Without it, the token remembered from this process's ``create`` is used."""
+        """Needs the checkout token returned by ``create``, which the core stores and passes as
+        ``provider_reference``: Ngân Lượng looks transactions up by token only. Without it (a payment created
+        before the core stored tokens), the token this process remembers, if any, is used."""
         if not provider_reference:
             with self._tokens_lock:
                 provider_reference = self._tokens.get(reference, "")
@@ -165,7 +167,8 @@ class NganLuongConnector(ConnectorBase):
         return ConnectorResult(status, provider_reference=_text(detail, "transaction_id"), amount=paid,
                                provider_code=transaction_status)
 
-    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str) -> RefundResult:
+    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str, *,
+               created_at: datetime | None = None) -> RefundResult:
         return RefundResult(accepted=False, provider_code="UNSUPPORTED",
                             message="Ngân Lượng refunds are made in its merchant portal")
 

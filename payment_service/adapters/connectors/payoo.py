@@ -165,7 +165,8 @@ class PayooConnector(ConnectorBase):
         data["ResponseCode"] = code
         return dict(data)
 
-    def query_status(self, reference: str, *, amount: int, created_at: datetime) -> ConnectorResult:
+    def query_status(self, reference: str, *, amount: int, created_at: datetime,
+                     provider_reference: str = "") -> ConnectorResult:
         data = self._api("query", QUERY_PATH, {"OrderId": reference, "ShopId": self.shop_id})
         code = data["ResponseCode"]
         if code == ORDER_NOT_FOUND:
@@ -182,7 +183,8 @@ class PayooConnector(ConnectorBase):
                                provider_code=str(data.get("OrderStatus")),
                                paid_at=parse_vn_timestamp(str(data.get("PaymentDate", ""))))
 
-    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str) -> RefundResult:
+    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str, *,
+               created_at: datetime | None = None) -> RefundResult:
         data = self._api("refund", REFUND_PATH, {"OrderId": reference, "Money": amount, "RefundId": refund_id,
                                                  "Description": f"Refund {reference}"})
         return RefundResult(accepted=data["ResponseCode"] == OK, provider_reference=str(data.get("RefundNo", "")),

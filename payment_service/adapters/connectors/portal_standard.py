@@ -446,7 +446,8 @@ class PortalStandardConnector(ConnectorBase):
         return ConnectorResult(result, provider_reference=str(answer.get("bank_transaction_id", "")),
                                redirect_url=str(answer.get("payment_url", "")))
 
-    def query_status(self, reference: str, *, amount: int, created_at: datetime) -> ConnectorResult:
+    def query_status(self, reference: str, *, amount: int, created_at: datetime,
+                     provider_reference: str = "") -> ConnectorResult:
         status, answer = self.portal.call_json("status", "GET", f"{PAYMENTS_PATH}/{quote(reference, safe='')}")
         if status == 404:
             return ConnectorResult(ConnectorStatus.UNKNOWN, provider_code="NOT_FOUND",
@@ -463,7 +464,8 @@ class PortalStandardConnector(ConnectorBase):
                                provider_code=str(answer["status"]),
                                paid_at=parse_time(answer.get("paid_at")))
 
-    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str) -> RefundResult:
+    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str, *,
+               created_at: datetime | None = None) -> RefundResult:
         status, answer = self.portal.call_json("refund", "POST", REFUNDS_PATH, {
             "refund_id": refund_id, "reference": reference, "bank_transaction_id": provider_reference,
             "amount": amount})

@@ -116,7 +116,8 @@ class VietQrTransferConnector(ConnectorBase):
                 break
         return credits
 
-    def query_status(self, reference: str, *, amount: int, created_at: datetime) -> ConnectorResult:
+    def query_status(self, reference: str, *, amount: int, created_at: datetime,
+                     provider_reference: str = "") -> ConnectorResult:
         """Sum the credits since the payment was created whose note carries its reference: none or less than the
         amount is still PENDING (a partial payment stays open), enough is SUCCEEDED with what was credited."""
         matched = [item for item in self._credits(created_at)
@@ -131,7 +132,8 @@ class VietQrTransferConnector(ConnectorBase):
                                paid_at=max(times) if times and status is ConnectorStatus.SUCCEEDED else None,
                                message="" if status is ConnectorStatus.SUCCEEDED else "partially paid")
 
-    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str) -> RefundResult:
+    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str, *,
+               created_at: datetime | None = None) -> RefundResult:
         return RefundResult(accepted=False, provider_code="UNSUPPORTED",
                             message="a VietQR transfer is refunded by a transfer back from the beneficiary account")
 

@@ -163,7 +163,8 @@ class VnpayConnector(ConnectorBase):
                 "vnp_TmnCode": self.tmn_code, "vnp_TxnRef": reference, "vnp_OrderInfo": order_info,
                 "vnp_CreateDate": vn_timestamp(self.clock()), "vnp_IpAddr": self.ip_address}
 
-    def query_status(self, reference: str, *, amount: int, created_at: datetime) -> ConnectorResult:
+    def query_status(self, reference: str, *, amount: int, created_at: datetime,
+                     provider_reference: str = "") -> ConnectorResult:
         params = self._request_base("querydr", reference, f"Query {reference}")
         params["vnp_TransactionDate"] = vn_timestamp(created_at)
         answer = self._api("querydr", params, QUERY_REQUEST_FIELDS, QUERY_RESPONSE_FIELDS)

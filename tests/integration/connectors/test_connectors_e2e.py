@@ -127,6 +127,13 @@ class Stack:
         return dict(requests.get(f"{self.sandbox_url(code)}/sandbox/payments/{reference}", timeout=10).json())
 
 
+def sandbox_registry(sandboxes: RunningSandboxes, base: str) -> ConnectorRegistry:
+    """Connectors for the running sandboxes, as the payment service at ``base`` configures them."""
+    return ConnectorRegistry.from_config(
+        default_sandbox_config(ports={code: server.port for code, server in sandboxes.servers.items()},
+                               timeout_seconds=5), callback_base_url=f"{base}/callbacks")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -144,9 +151,7 @@ def stack() -> Iterator[Stack]:
                           settings={"retry_backoff_seconds": 0.1})
     service: RunningService | None = None
     try:
-        registry = ConnectorRegistry.from_config(
-            default_sandbox_config(ports={code: server.port for code, server in sandboxes.servers.items()},
-                                   timeout_seconds=5), callback_base_url=f"{base}/callbacks")
+        registry = sandbox_registry(sandboxes, base)
         built: list[PaymentServices] = []
         tokens = LocalTokenIssuer()
         spec = make_spec(Overrides(connectors=registry, issuer=FakeReceiptIssuer(), seed=True, on_built=built.append,
@@ -220,6 +225,23 @@ def test_a_lost_callback_is_resolved_by_the_status_sweep(stack: Stack, code: str
     stack.services.sweep_pending()
     assert "succeeded" in stack.agency.wait_for(payment.reference, "succeeded")
     assert stack.get(payment.id).status == pb.PAYMENT_STATUS_SUCCEEDED
+
+
+def test_a_nganluong_payment_is_found_by_the_sweep_of_a_restarted_service(stack: Stack):
+    """Ngân Lượng finds a checkout only by the token its create returned: a service restarted since (new
+    connectors that remember nothing) must still resolve the payment, from the token stored with it."""
+    payment = stack.create(185_031)
+    stack.choose(payment.reference, "nganluong")
+    view = stack.pay("nganluong", payment.reference)
+    assert view["deliveries"][0]["label"] == "lost on purpose"
+    assert stack.get(payment.id).status == pb.PAYMENT_STATUS_PENDING
+    running = stack.services
+    restarted = PaymentServices(running.uow_factory, clock=running.clock,
+                                connectors=sandbox_registry(stack.sandboxes, stack.http_url), signer=running.signer,
+                                notifier=running.notifier, config=running.config)
+    assert restarted.sweep_pending() == 1
+    assert stack.get(payment.id).status == pb.PAYMENT_STATUS_SUCCEEDED
+    assert "succeeded" in stack.agency.wait_for(payment.reference, "succeeded")
 
 
 def test_reconciliation_finds_the_missing_and_the_mismatched_transaction(stack: Stack):

@@ -54,11 +54,13 @@ class ScriptedConnector:
         self._next()
         return ConnectorResult(ConnectorStatus.PENDING)
 
-    def query_status(self, reference: str, *, amount: int, created_at: datetime) -> ConnectorResult:
+    def query_status(self, reference: str, *, amount: int, created_at: datetime,
+                     provider_reference: str = "") -> ConnectorResult:
         self._next()
         return ConnectorResult(ConnectorStatus.SUCCEEDED, amount=amount)
 
-    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str) -> RefundResult:
+    def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str, *,
+               created_at: datetime | None = None) -> RefundResult:
         self._next()
         return RefundResult(accepted=True)
 
