@@ -123,13 +123,14 @@ class _Repository:
         except IntegrityError:
             raise _collision() from None
 
-    def _insert_new(self, table: Table, key: str) -> Insert:
-        """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING key, for this dialect."""
+    def _insert_new(self, table: Table, key: str, conflict_on: tuple[str, ...] = ()) -> Insert:
+        """INSERT ... ON CONFLICT (conflict_on, by default key) DO NOTHING RETURNING key, for this dialect."""
         cache_key = f"{table.name}:new:{self.dialect}"
         statement = _INSERTS.get(cache_key)
         if statement is None:
             insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-            statement = _INSERTS[cache_key] = (insert(table).on_conflict_do_nothing(index_elements=[key])
+            statement = _INSERTS[cache_key] = (insert(table)
+                                               .on_conflict_do_nothing(index_elements=list(conflict_on or (key,)))
                                                .returning(table.c[key]))
         return statement
 
@@ -237,8 +238,13 @@ class SqlDocuments(_Repository):
                                                        table.c.idempotency_key == key)).mappings().first()
         return _document_from_row(row) if row is not None else None
 
-    def add(self, document: Document) -> None:
-        self._insert(orm.documents, _document_values(document))
+    def add_unless_key_used(self, document: Document) -> bool:
+        statement = self._insert_new(orm.documents, "document_id",
+                                     conflict_on=("idempotency_scope", "idempotency_key"))
+        try:
+            return self._execute(statement, _document_values(document)).first() is not None
+        except IntegrityError:  # the same document id, or a foreign key: not an idempotent repeat
+            raise _collision() from None
 
     def update(self, document: Document) -> None:
         self._update(orm.documents, "document_id", _document_values(document))

@@ -431,33 +431,38 @@ class WalletHandlers:
         key = content_key(content.sha256)
         with self._uow() as uow:
             uow.blobs.lock(content.sha256)
-            earlier = uow.documents.by_idempotency(document.idempotency_scope, document.idempotency_key)
-            if earlier is not None:
-                if self._same_request(earlier, document):
-                    return earlier, True
-                raise Conflict(f"idempotency key {document.idempotency_key!r} was already used for another "
-                               "document", reason="IDEMPOTENCY_KEY_REUSED",
-                               metadata={"document_id": earlier.document_id})
+            blob_is_new = uow.blobs.add_if_missing(Blob(sha256=content.sha256, size=content.size,
+                                                        content_type=content.content_type,
+                                                        created_at=document.issued_at))
+            # The row goes in first (its unique key answers the idempotency question in the same statement);
+            # on a used key the transaction is abandoned before anything was put.
+            if not uow.documents.add_unless_key_used(document):
+                return self._replayed(uow, document), True
             events = [event]
             if document.supersedes_document_id:
                 events.append(self._supersede(uow, document.supersedes_document_id, document,
                                               "superseded by a new version"))
-            we_put = False
             try:
-                we_put = uow.blobs.add_if_missing(Blob(sha256=content.sha256, size=content.size,
-                                                       content_type=content.content_type,
-                                                       created_at=document.issued_at))
-                if we_put:
+                if blob_is_new:
                     content.body.seek(0)
                     self._storage.put(key, content.body, content.size, content.content_type)
-                uow.documents.add(document)
                 self._log(uow, document.citizen_id, actor, events)
                 uow.commit()
             except BaseException:
-                if we_put:
+                if blob_is_new:
                     self._remove_quietly(key)
                 raise
         return document, False
+
+    def _replayed(self, uow: UnitOfWork, document: Document) -> Document:
+        """The document stored earlier under the same idempotency key, if this call repeats its request."""
+        earlier = uow.documents.by_idempotency(document.idempotency_scope, document.idempotency_key)
+        if earlier is None:  # removed again since the insert saw it (a citizen deleting an upload)
+            raise Conflict("a concurrent request changed the same record; retry the call", reason="CONCURRENT_CHANGE")
+        if not self._same_request(earlier, document):
+            raise Conflict(f"idempotency key {document.idempotency_key!r} was already used for another "
+                           "document", reason="IDEMPOTENCY_KEY_REUSED", metadata={"document_id": earlier.document_id})
+        return earlier
 
     @staticmethod
     def _same_request(earlier: Document, again: Document) -> bool:

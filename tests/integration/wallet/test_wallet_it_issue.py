@@ -197,8 +197,9 @@ def test_a_presigned_url_serves_the_content_and_lives_at_most_five_minutes(api):
 
 
 def test_concurrent_issues_racing_on_one_key_leave_only_the_winner_stored(api):
-    """The loser fails after its put when both pass the idempotency check at once (the database's unique key
-    decides); its object must be removed again. Either way exactly one document and one object remain."""
+    """The database's unique key decides: the loser's insert waits for the winner's row and is told the key
+    is used, before it puts anything; if it failed later, its object would have to be removed again. Either
+    way exactly one document and one object remain."""
     from concurrent.futures import ThreadPoolExecutor
 
     for round_number in range(RACE_ROUNDS):

@@ -116,8 +116,11 @@ class _Documents:
         return next((document for document in self.state.documents.values()
                      if (document.idempotency_scope, document.idempotency_key) == (scope, key)), None)
 
-    def add(self, document: Document) -> None:
+    def add_unless_key_used(self, document: Document) -> bool:
+        if self.by_idempotency(document.idempotency_scope, document.idempotency_key) is not None:
+            return False
         self.state.documents[document.document_id] = copy.deepcopy(document)
+        return True
 
     def update(self, document: Document) -> None:
         self.state.documents[document.document_id] = copy.deepcopy(document)
