@@ -47,8 +47,7 @@ def _serve(database_url: str, s3_endpoint: str, access_key: str, secret_key: str
     from wallet_service.bootstrap import SPEC, WalletSettings
 
     settings = WalletSettings(database_url=database_url, s3_endpoint=s3_endpoint, s3_access_key=access_key,
-                              s3_secret_key=secret_key, s3_bucket=bucket, metrics_port=-1, log_level="WARNING",
-                              grpc_workers=32)
+                              s3_secret_key=secret_key, s3_bucket=bucket, metrics_port=-1, log_level="WARNING")
     running = start(SPEC, settings, PlatformSettings(), http=False,
                     verifier=bench_token_issuer(seed).verifier(AUDIENCE))
     assert running.grpc is not None
