@@ -15,11 +15,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # Each profile gets its own ports so `make run` and `make test` can run side by side.
-# SeaweedFS opens a gRPC port at every HTTP port + 10000, so all stay below 55535.
+# SeaweedFS opens a gRPC port at every HTTP port + 10000. Every port stays below Linux's ephemeral range
+# (32768-60999): a fixed port inside it can be held for a moment by any outgoing connection, which once
+# stopped PostgreSQL from starting in CI.
 PROFILES = {
-    "test": {"pg": 55432, "s3": 17403, "master": 17400, "volume": 17401, "filer": 17402, "admin": 17404},
-    "run": {"pg": 55433, "s3": 17303, "master": 17300, "volume": 17301, "filer": 17302, "admin": 17304},
-    "load": {"pg": 55434, "s3": 17503, "master": 17500, "volume": 17501, "filer": 17502, "admin": 17504},
+    "test": {"pg": 15432, "s3": 17403, "master": 17400, "volume": 17401, "filer": 17402, "admin": 17404},
+    "run": {"pg": 15433, "s3": 17303, "master": 17300, "volume": 17301, "filer": 17302, "admin": 17304},
+    "load": {"pg": 15434, "s3": 17503, "master": 17500, "volume": 17501, "filer": 17502, "admin": 17504},
 }
 S3_ACCESS_KEY = "dvc-local-access"
 S3_SECRET_KEY = "dvc-local-secret-key"
