@@ -34,6 +34,7 @@ class Managed:
     grpc_port: int | None = None
     http_port: int | None = None
     process: subprocess.Popen[bytes] | None = None
+    restarted: bool = False
 
 
 def platform_env() -> dict[str, str]:
@@ -104,11 +105,18 @@ def _listening(port: int) -> bool:
 
 def start_all(managed: list[Managed], logs: Path = DATA) -> None:
     logs.mkdir(parents=True, exist_ok=True)
-    base_env = {**os.environ, **platform_env()}
     for item in managed:
-        log = open(logs / f"{item.name}.log", "ab")
-        item.process = subprocess.Popen(item.argv, cwd=ROOT, env={**base_env, **item.env}, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        _launch(item, logs)
+
+
+def _launch(item: Managed, logs: Path) -> None:
+    log = open(logs / f"{item.name}.log", "ab")
+    item.process = subprocess.Popen(item.argv, cwd=ROOT, env={**os.environ, **platform_env(), **item.env},
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _held_port(log_tail: list[str]) -> bool:
+    return any("port in use" in line or "Address already in use" in line for line in log_tail)
 
 
 def wait_until_serving(managed: list[Managed], started: float, logs: Path = DATA) -> None:
@@ -118,6 +126,13 @@ def wait_until_serving(managed: list[Managed], started: float, logs: Path = DATA
             assert item.process is not None
             if item.process.poll() is not None:
                 tail = (logs / f"{name}.log").read_text(errors="replace").strip().splitlines()[-3:]
+                if _held_port(tail) and not item.restarted:
+                    # The gRPC ports sit inside Linux's ephemeral range: any outgoing connection (our own health
+                    # polls included) can hold one for a moment. One more start settles it.
+                    item.restarted = True
+                    time.sleep(0.5)
+                    _launch(item, logs)
+                    continue
                 raise SystemExit(f"{name} exited during start-up:\n  " + "\n  ".join(tail))
             ready = _healthy(item.grpc_port) if item.grpc_port else _listening(item.http_port or 0)
             if ready:
