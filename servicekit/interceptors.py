@@ -155,7 +155,7 @@ class ErrorInterceptor(_Interceptor):
     def _report(method: str, context: grpc.ServicerContext, exc: Exception) -> None:
         if isinstance(exc, errors.DomainError):
             abort_with(context, exc)
-        if _is_abort(exc):
+        if _already_aborted(exc, context):
             raise exc
         if isinstance(exc, sqlalchemy.exc.OperationalError):
             # Lost or refused database connections are transient: tell the caller to retry, not "internal".
@@ -180,9 +180,10 @@ class ErrorInterceptor(_Interceptor):
         return stream if streaming else unary
 
 
-def _is_abort(exc: Exception) -> bool:
-    # context.abort raises a bare Exception subclass that grpc recognises; let it through untouched.
-    return type(exc).__name__ == "_AbortedError" or isinstance(exc, grpc.RpcError)
+def _already_aborted(exc: Exception, context: grpc.ServicerContext) -> bool:
+    # context.abort() records the status on the context and raises a bare Exception; pass it through untouched,
+    # or the status the servicer chose would be replaced by INTERNAL.
+    return type(exc) is Exception and _code_name(context) != "OK"
 
 
 HANDLED = Counter("dvc_grpc_server_handled_total", "RPCs completed, by method and status code",

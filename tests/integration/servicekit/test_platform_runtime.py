@@ -235,3 +235,17 @@ def test_a_lost_database_connection_is_unavailable_not_internal():
     running.drain(0.5)
     assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "retry" in failure.value.details()
+
+
+def test_a_servicer_that_aborts_itself_keeps_its_status():
+    class AbortingEcho(echo_pb2_grpc.EchoServiceServicer):
+        def Echo(self, request, context):
+            context.abort(grpc.StatusCode.NOT_FOUND, "no such payment")
+
+    running = start_server([ServiceRegistration(echo_pb2_grpc.add_EchoServiceServicer_to_server, AbortingEcho(),
+                                                "dvc.diagnostics.v1.EchoService")],
+                           interceptors=standard_interceptors(None, frozenset({"Echo"})))
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel, pytest.raises(grpc.RpcError) as failure:
+        echo_pb2_grpc.EchoServiceStub(channel).Echo(echo_pb2.EchoRequest(message="x"), timeout=5)
+    running.drain(0.5)
+    assert (failure.value.code(), failure.value.details()) == (grpc.StatusCode.NOT_FOUND, "no such payment")
