@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -111,16 +110,3 @@ def create_postgres_database(admin_url: str, name: str) -> str:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def retry_on_conflict(operation: Callable[[], Any], attempts: int = 5) -> Any:
-    """Re-run a transaction that lost a race on a unique key or a serialization check."""
-    from sqlalchemy.exc import IntegrityError
-
-    for attempt in range(attempts):
-        try:
-            return operation()
-        except (IntegrityError, OperationalError):
-            if attempt == attempts - 1:
-                raise
-    return None
