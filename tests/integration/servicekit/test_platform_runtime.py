@@ -15,6 +15,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
+from minio.error import S3Error
 from sqlalchemy import text
 
 from servicekit import auth, errors
@@ -50,9 +51,13 @@ def test_an_object_round_trips_through_the_s3_api(s3_settings, unique_name):
     finally:
         response.close()
         response.release_conn()
-    # The server is the real SeaweedFS: it reports its own name in the response headers.
     stat = client.stat_object(unique_name, "sha256/abc")
     assert stat.size == len(payload)
+    # And it is a real server enforcing signatures, not a permissive fake: a wrong secret is refused.
+    impostor = make_client(s3_settings["endpoint"], s3_settings["access_key"], "not-the-secret")
+    with pytest.raises(S3Error) as refused:
+        impostor.stat_object(unique_name, "sha256/abc")
+    assert refused.value.code in ("SignatureDoesNotMatch", "AccessDenied", "InvalidAccessKeyId")
 
 
 def test_wrong_s3_credentials_stop_start_up_naming_the_setting(s3_settings, unique_name):
