@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -91,14 +92,8 @@ class RunningService:
 def load(spec: ServiceSpec, environ: dict[str, str] | None = None) -> tuple[Any, PlatformSettings]:
     settings = load_settings(spec.settings_cls, spec.prefix, environ)
     if "{service}" in settings.database_url:
-        settings = _replace(settings, database_url=settings.database_url.format(service=spec.name))
+        settings = dataclasses.replace(settings, database_url=settings.database_url.format(service=spec.name))
     return settings, load_settings(PlatformSettings, "DVC", environ)
-
-
-def _replace(settings: Any, **changes: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(settings, **changes)
 
 
 def start(spec: ServiceSpec, settings: Any, platform: PlatformSettings, *, grpc_server: bool = True,
