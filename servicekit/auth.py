@@ -16,6 +16,7 @@ import jwt
 from jwt import PyJWK
 
 from servicekit.errors import PermissionDenied, Unauthenticated
+from servicekit.token_cache import VerifiedTokens
 
 ACCESS_TOKEN_TYPE = "at+jwt"
 ALLOWED_ALGORITHMS = ("ES256", "EdDSA")
@@ -132,6 +133,8 @@ class JwksCache:
         self._lock = threading.Lock()
         self.fetch_count = 0
         self.last_error: str = ""
+        # Bumped whenever the set of key ids changes, so memos of verified tokens know to forget.
+        self.version = 0
 
     def _refresh(self) -> None:
         # Caller holds the lock.
@@ -149,16 +152,23 @@ class JwksCache:
         except Exception as exc:  # noqa: BLE001 - any failure keeps the last good keys
             self.last_error = f"{type(exc).__name__}: {exc}"
             return
+        if keys.keys() != self._keys.keys():
+            self.version += 1
         self._keys = keys
         self._fetched_at = self._last_attempt
         self.last_error = ""
 
-    def key_for(self, kid: str) -> PyJWK:
+    def current_version(self) -> int:
+        """The key-set version after the periodic refresh, if one is due."""
         now = self._clock()
         if now - self._fetched_at > self._refresh_seconds and now - self._last_attempt >= self._min_refetch_seconds:
             with self._lock:
                 if now - self._last_attempt >= self._min_refetch_seconds:
                     self._refresh()
+        return self.version
+
+    def key_for(self, kid: str) -> PyJWK:
+        self.current_version()
         key = self._keys.get(kid)
         if key is None:
             # Wait for a fetch another thread may have under way (start-up, rotation) before judging the kid;
@@ -203,7 +213,7 @@ class TokenVerifier:
     required claims, and the revocation list."""
 
     def __init__(self, keys: JwksCache, *, issuer: str, audience: str, leeway_seconds: int = 30,
-                 revocations: RevocationList | None = None) -> None:
+                 revocations: RevocationList | None = None, memo_size: int = 4096) -> None:
         if leeway_seconds > MAX_LEEWAY_SECONDS:
             raise ValueError(f"leeway {leeway_seconds}s exceeds the {MAX_LEEWAY_SECONDS}s the platform allows")
         self._keys = keys
@@ -212,8 +222,33 @@ class TokenVerifier:
         self._leeway = leeway_seconds
         self._revocations = revocations
         self._decoder = jwt.PyJWT(options={"require": list(REQUIRED_CLAIMS), "verify_signature": True})
+        # A caller repeats its token on every call until it expires: the signature check (most of the cost)
+        # is done once per token. Expiry is re-checked on every hit, revocation is never memoised, and the
+        # memo is emptied when the published keys change (a withdrawn key withdraws its tokens at once).
+        self._memo = VerifiedTokens(size=memo_size, leeway_seconds=leeway_seconds) if memo_size > 0 else None
+        self._memo_keys_version = -1
 
     def verify(self, token: str) -> Principal:
+        principal = self._remembered(token)
+        if principal is None:
+            principal = self._verify_in_full(token)
+            if self._memo is not None:
+                self._memo.put(token, principal)
+        if self._revocations is not None and self._revocations.is_revoked(principal.token_id):
+            raise Unauthenticated("the access token has been revoked", reason="TOKEN_REVOKED")
+        return principal
+
+    def _remembered(self, token: str) -> Principal | None:
+        if self._memo is None:
+            return None
+        version = self._keys.current_version()
+        if version != self._memo_keys_version:
+            self._memo.clear()
+            self._memo_keys_version = version
+            return None
+        return self._memo.get(token, self._audience)
+
+    def _verify_in_full(self, token: str) -> Principal:
         header = _unverified_header(token)
         algorithm = header.get("alg")
         if algorithm not in ALLOWED_ALGORITHMS:
@@ -232,10 +267,7 @@ class TokenVerifier:
         if key.algorithm_name != algorithm:
             raise Unauthenticated(f"key {kid!r} signs with {key.algorithm_name}, not {algorithm}",
                                   reason="ALGORITHM_MISMATCH")
-        claims = self._decode(token, key)
-        if self._revocations is not None and self._revocations.is_revoked(str(claims["jti"])):
-            raise Unauthenticated("the access token has been revoked", reason="TOKEN_REVOKED")
-        return principal_from_claims(claims)
+        return principal_from_claims(self._decode(token, key))
 
     def _decode(self, token: str, key: PyJWK) -> dict[str, Any]:
         try:

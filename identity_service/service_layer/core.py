@@ -26,7 +26,6 @@ from identity_service.domain import refresh as refresh_rules
 from identity_service.domain import scopes as scope_rules
 from identity_service.domain.claims import access_token_claims
 from identity_service.domain.providers import Provider
-from identity_service.service_layer.token_cache import VerifiedTokens
 from identity_service.service_layer.unit_of_work import IdentityUnitOfWork
 from servicekit.auth import Principal, TokenVerifier
 from servicekit.errors import (
@@ -37,6 +36,7 @@ from servicekit.errors import (
     Unauthenticated,
 )
 from servicekit.logs import request_id_var
+from servicekit.token_cache import VerifiedTokens
 
 log = logging.getLogger("dvc.identity")
 

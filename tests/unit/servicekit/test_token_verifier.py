@@ -163,3 +163,24 @@ def test_missing_scope_names_the_scope(issuer, verifier):
     with pytest.raises(PermissionDenied) as refused:
         principal.require_scope("payments.create")
     assert refused.value.metadata == {"required_scope": "payments.create"}
+
+
+def test_a_repeated_token_is_checked_in_full_once(issuer, verifier, monkeypatch):
+    token = issuer.mint("001099012345", audience=AUDIENCE)
+    decodes = []
+    real_decode = verifier._decode
+    monkeypatch.setattr(verifier, "_decode", lambda *args: decodes.append(1) or real_decode(*args))
+    for _ in range(3):
+        assert verifier.verify(token).subject == "001099012345"
+    assert len(decodes) == 1
+
+
+def test_a_remembered_token_dies_with_its_withdrawn_signing_key(issuer):
+    keys = auth.JwksCache(lambda: published, refresh_seconds=0.0, min_refetch_seconds=0.0)
+    published = issuer.jwks()
+    verifier = auth.TokenVerifier(keys, issuer=issuer.issuer, audience=AUDIENCE)
+    token = issuer.mint("001099012345", audience=AUDIENCE)
+    assert verifier.verify(token).subject == "001099012345"
+    published = LocalTokenIssuer().jwks()  # the platform rotated away from the key that signed the token
+    assert reason_of(verifier, token) == "UNKNOWN_KID"
+

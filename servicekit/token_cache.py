@@ -7,8 +7,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from servicekit.auth import Principal
+if TYPE_CHECKING:  # servicekit.auth uses this memo; the import is for types only
+    from servicekit.auth import Principal
 
 
 class VerifiedTokens:
@@ -39,6 +41,10 @@ class VerifiedTokens:
             while len(self._entries) >= self._size:
                 self._entries.pop(next(iter(self._entries)))
             self._entries[token] = principal
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from identity_service.service_layer.token_cache import VerifiedTokens
 from servicekit.auth import Principal
+from servicekit.token_cache import VerifiedTokens
 
 
 class Clock:
