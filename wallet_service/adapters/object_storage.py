@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import IO
@@ -19,6 +20,7 @@ _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
 # Presigned URLs for the adapter's own requests live only as long as one request needs.
 _REQUEST_URL_LIFETIME = timedelta(minutes=1)
 _SEND_BLOCK_BYTES = 256 * 1024
+_READ_URLS_KEPT = 10_000
 
 
 class _KeepAliveConnections:
@@ -69,6 +71,20 @@ class MinioObjectStorage:
         # Content (at most 20 MB) goes in one PUT, and reads are one ranged GET, each over a presigned URL
         # on a kept-alive connection; listing, deleting and presigning for readers stay with the SDK.
         self._http = _KeepAliveConnections(timeout_seconds)
+        self._read_urls: dict[str, tuple[float, str]] = {}
+
+    def _read_url(self, key: str) -> str:
+        """A presigned GET for our own read, reused for half its lifetime: signing costs more CPU than a
+        cached lookup, and these URLs never leave the process."""
+        now = time.monotonic()
+        cached = self._read_urls.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        url = self.client.presigned_get_object(self.bucket, key, expires=_REQUEST_URL_LIFETIME)
+        if len(self._read_urls) >= _READ_URLS_KEPT:
+            self._read_urls.clear()
+        self._read_urls[key] = (now + _REQUEST_URL_LIFETIME.total_seconds() / 2, url)
+        return url
 
     def put(self, key: str, body: IO[bytes], length: int, content_type: str) -> None:
         url = self.client.presigned_put_object(self.bucket, key, expires=_REQUEST_URL_LIFETIME)
@@ -78,7 +94,7 @@ class MinioObjectStorage:
             raise Unavailable(f"object storage refused the upload (HTTP {status})", reason="STORAGE_UNAVAILABLE")
 
     def get(self, key: str, max_bytes: int) -> bytes | None:
-        url = self.client.presigned_get_object(self.bucket, key, expires=_REQUEST_URL_LIFETIME)
+        url = self._read_url(key)
         # One byte past the recorded size is enough to prove an object grew; never read more.
         status, data = self._http.request("GET", url, headers={"Range": f"bytes=0-{max_bytes}"})
         if status in (200, 206):

@@ -72,3 +72,16 @@ def test_an_unreachable_server_is_reported_as_unavailable_quickly(s3_settings):
         storage.get("sha256/x", 10)
     assert failure.value.reason == "STORAGE_UNAVAILABLE"
     assert time.monotonic() - started < 5
+
+
+def test_repeated_reads_of_one_object_sign_once_and_still_see_an_overwrite(storage, monkeypatch):
+    storage.put("sha256/hot", io.BytesIO(BODY), len(BODY), "application/pdf")
+    signed = []
+    real_presign = storage.client.presigned_get_object
+    monkeypatch.setattr(storage.client, "presigned_get_object",
+                        lambda *args, **kwargs: signed.append(args) or real_presign(*args, **kwargs))
+    assert storage.get("sha256/hot", len(BODY)) == BODY
+    storage.client.put_object(storage.bucket, "sha256/hot", io.BytesIO(b"tampered"), 8)
+    # The reused URL is a read of whatever is stored now, never a cached body.
+    assert storage.get("sha256/hot", len(BODY)) == b"tampered"
+    assert len(signed) == 1
