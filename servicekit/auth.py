@@ -183,7 +183,10 @@ class JwksCache:
 
 
 class RevocationList:
-    """Token ids (``jti``) revoked before they expire, as published by identity; refreshed periodically."""
+    """Token ids (``jti``) revoked before they expire, as published by identity. The first check fetches the
+    list; after that a stale list is refreshed in the background (one fetch at a time) while requests go on
+    judging by the last good list, so no request waits on identity. ``refresh_seconds=0`` fetches on every
+    check, synchronously (tests that revoke and expect the very next call to see it)."""
 
     def __init__(self, fetch: Callable[[], dict[str, Any]] | None, *, refresh_seconds: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -193,18 +196,35 @@ class RevocationList:
         self._revoked: frozenset[str] = frozenset()
         self._fetched_at = float("-inf")
         self._lock = threading.Lock()
+        self.last_error = ""
 
     def is_revoked(self, jti: str) -> bool:
-        if self._fetch is not None and self._clock() - self._fetched_at > self._refresh_seconds:
+        if self._fetch is None:
+            return jti in self._revoked
+        if self._refresh_seconds <= 0 or self._fetched_at == float("-inf"):
+            with self._lock:
+                if self._refresh_seconds <= 0 or self._fetched_at == float("-inf"):
+                    self._refresh()
+        elif self._clock() - self._fetched_at > self._refresh_seconds:
             if self._lock.acquire(blocking=False):
-                try:
-                    self._fetched_at = self._clock()
-                    self._revoked = frozenset(self._fetch().get("revoked_jtis", []))
-                except Exception:  # noqa: BLE001, S110 - keep the last list; next refresh tries again
-                    pass
-                finally:
-                    self._lock.release()
+                threading.Thread(target=self._refresh_and_release, name="revocations-refresh", daemon=True).start()
         return jti in self._revoked
+
+    def _refresh_and_release(self) -> None:
+        try:
+            self._refresh()
+        finally:
+            self._lock.release()
+
+    def _refresh(self) -> None:
+        # Caller holds the lock. A failed fetch keeps the last list and waits an interval before the next try.
+        assert self._fetch is not None
+        self._fetched_at = self._clock()
+        try:
+            self._revoked = frozenset(self._fetch().get("revoked_jtis", []))
+            self.last_error = ""
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the last good list
+            self.last_error = f"{type(exc).__name__}: {exc}"
 
 
 class TokenVerifier:
