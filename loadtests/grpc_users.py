@@ -5,13 +5,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import grpc
 from locust.env import Environment
 
+from loadtests import slo
+
 T = TypeVar("T")
 _gevent_ready = False
+# Set while the load process sets itself up (registers its clients and agencies, warms every service's key
+# caches): those requests are reported under slo.SETUP_PREFIX.
+_name_prefix = ""
+
+
+@contextmanager
+def reported_as_setup() -> Iterator[None]:
+    """Report the requests made inside this block under SETUP_PREFIX (set-up runs before any user starts)."""
+    global _name_prefix
+    _name_prefix = slo.SETUP_PREFIX
+    try:
+        yield
+    finally:
+        _name_prefix = ""
 
 
 def init_gevent() -> None:
@@ -37,7 +54,7 @@ class RpcFailure(Exception):
 def rpc_name(method: str) -> str:
     """'/dvc.payments.v1.PaymentService/CreatePayment' -> 'PaymentService/CreatePayment'."""
     service, _, rpc = method.strip("/").rpartition("/")
-    return f"{service.rpartition('.')[2]}/{rpc}"
+    return f"{_name_prefix}{service.rpartition('.')[2]}/{rpc}"
 
 
 class LocustInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.StreamUnaryClientInterceptor,
@@ -104,6 +121,7 @@ def timed(environment: Environment, kind: str, name: str, step: Callable[[], T])
     """Run ``step`` (an HTTP call) and report it to Locust as ``kind`` ``name``; exceptions are reported and
     re-raised so the flow stops where a real client would."""
     started = time.perf_counter()
+    name = _name_prefix + name
     try:
         result = step()
     except Exception as error:

@@ -18,7 +18,7 @@ from locust import LoadTestShape, User, constant_pacing, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner
 
-from loadtests.grpc_users import init_gevent, instrumented_channel
+from loadtests.grpc_users import init_gevent, instrumented_channel, reported_as_setup
 
 init_gevent()  # before any channel exists; locust has monkey-patched the standard library by now
 
@@ -91,14 +91,15 @@ def _start(environment: Environment, **_: object) -> None:
     PROCESS.receiver = receiver
     # The address the payment service calls back: this process's own receiver (a pod IP in Kubernetes).
     public = setting("CALLBACK_BASE_URL", f"http://{setting('RECEIVER_HOST', '127.0.0.1')}:{receiver.port}")
-    world = build_world(PROCESS.stubs.identity, PROCESS.stubs.payments, targets,
-                        lambda code: f"{public.rstrip('/')}{PATH}/{code}",
-                        citizens=options.citizens if options else 200)
+    with reported_as_setup():
+        world = build_world(PROCESS.stubs.identity, PROCESS.stubs.payments, targets,
+                            lambda code: f"{public.rstrip('/')}{PATH}/{code}",
+                            citizens=options.citizens if options else 200)
+        warm_up(PROCESS.stubs, world, requests.Session(), environment)
     for agency in world.agencies:
         receiver.secrets[agency.code] = [agency.callback_secret]
     PROCESS.ledger.add(SETUP, tag=world.tag, agencies=[agency.code for agency in world.agencies],
                        citizens=len(world.citizens))
-    warm_up(PROCESS.stubs, world, requests.Session(), environment)
     PROCESS.world = world
     PROCESS.ready.set()
     log.info("load process %s ready: agencies %s, receiver on port %s", world.tag,

@@ -105,6 +105,12 @@ def run_locust(plan: DayPlan, out: Path) -> tuple[int, float]:
     return code, time.monotonic() - started
 
 
+def _limits_text(verdict: slo.Verdict) -> str:
+    if verdict.p95_limit == float("inf"):
+        return "set-up: errors only"
+    return f"{verdict.p95_limit:.0f}/{verdict.p99_limit:.0f}"
+
+
 def summary(profile: str, plan: DayPlan, seconds: float, verdicts: list[slo.Verdict], total: slo.RequestStats | None,
             errors_ok: bool, checks: list[Check], out: Path, factor: float) -> str:
     records = read_ledgers(sorted((out / "ledger").glob("ledger-*.jsonl")))
@@ -131,7 +137,7 @@ def summary(profile: str, plan: DayPlan, seconds: float, verdicts: list[slo.Verd
     for verdict in verdicts:
         s = verdict.stats
         lines.append(f"| {s.kind} {s.name} | {s.count:,} | {s.failures:,} | {s.p50:.0f} | {s.p95:.0f} | "
-                     f"{s.p99:.0f} | {verdict.p95_limit:.0f}/{verdict.p99_limit:.0f} | "
+                     f"{s.p99:.0f} | {_limits_text(verdict)} | "
                      f"{'ok' if verdict.ok else 'BROKEN'} |")
     if factor != 1.0:
         lines += ["", f"(smoke: latency limits ×{factor:g}, see loadtests/slo.py)"]
