@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadtests import slo
+from loadtests import server_latency, slo
 from loadtests.day import DayPlan, plan_for
 from loadtests.invariants import Check, run_checks
 from loadtests.ledger import DOCUMENT, PAYMENT, REDEEMED, SHARE, read_ledgers
@@ -78,6 +78,12 @@ def start_platform(out: Path) -> list[devrun.Managed]:
     raise AssertionError("unreachable")
 
 
+def metrics_urls(managed: list[devrun.Managed]) -> list[str]:
+    """The Prometheus endpoints of the services devrun started (their *_METRICS_PORT)."""
+    ports = [item.env.get(f"{item.name.upper()}_METRICS_PORT") for item in managed]
+    return [f"http://127.0.0.1:{port}/metrics" for port in ports if port]
+
+
 def stop_platform(managed: list[devrun.Managed]) -> None:
     devrun.stop_all(managed, s3_data=None)
     devrun.devservers.stop_s3(DATA)
@@ -112,7 +118,8 @@ def _limits_text(verdict: slo.Verdict) -> str:
 
 
 def summary(profile: str, plan: DayPlan, seconds: float, verdicts: list[slo.Verdict], total: slo.RequestStats | None,
-            errors_ok: bool, checks: list[Check], out: Path, factor: float) -> str:
+            errors_ok: bool, checks: list[Check], out: Path, factor: float,
+            served: dict[str, server_latency.ServerLatency] | None = None) -> str:
     records = read_ledgers(sorted((out / "ledger").glob("ledger-*.jsonl")))
     counts = {kind: sum(1 for record in records if record["kind"] == kind)
               for kind in (PAYMENT, DOCUMENT, SHARE, REDEEMED)}
@@ -132,13 +139,20 @@ def summary(profile: str, plan: DayPlan, seconds: float, verdicts: list[slo.Verd
         rate = total.failures / total.count if total.count else 0.0
         lines.append(f"- requests: {total.count:,} at {total.rps:.1f}/s; failures {total.failures:,} "
                      f"({rate:.3%}; SLO ≤ {slo.MAX_ERROR_RATE:.1%}) — {'ok' if errors_ok else 'BROKEN'}")
-    lines += ["", "| request | count | fail | p50 ms | p95 ms | p99 ms | SLO p95/p99 ms | |",
-              "|---|---:|---:|---:|---:|---:|---:|---|"]
+    served = served or {}
+    lines += ["", "| request | count | fail | p50 ms | p95 ms | p99 ms | SLO p95/p99 ms | | server p50/p95/p99 ms |",
+              "|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for verdict in verdicts:
         s = verdict.stats
+        server = served.get(s.name) if s.kind == "grpc" else None
+        server_text = f"{server.p50:.0f}/{server.p95:.0f}/{server.p99:.0f}" if server else ""
         lines.append(f"| {s.kind} {s.name} | {s.count:,} | {s.failures:,} | {s.p50:.0f} | {s.p95:.0f} | "
                      f"{s.p99:.0f} | {_limits_text(verdict)} | "
-                     f"{'ok' if verdict.ok else 'BROKEN'} |")
+                     f"{'ok' if verdict.ok else 'BROKEN'} | {server_text} |")
+    if served:
+        lines += ["", "Server p50/p95/p99: the service's own RPC handling time (its Prometheus histogram, interpolated "
+                      "inside the buckets 1, 2.5, 5, 10, 25, 50, 100, 250 ms ...). The SLOs judge what the load "
+                      "generator saw; the gap is queueing between them and the load generator itself."]
     if factor != 1.0:
         lines += ["", f"(smoke: latency limits ×{factor:g}, see loadtests/slo.py)"]
     lines += ["", "## Invariants", ""] + [f"- {check.line()}" for check in checks]
@@ -168,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print("platform SERVING; running Locust", flush=True)
         code, seconds = run_locust(plan, out)
+        # Before the invariant check adds its own calls to the services' histograms.
+        served = server_latency.scrape(metrics_urls(managed))
         stats_file = out / "locust_stats.csv"
         if not stats_file.exists():
             print(f"Locust produced no statistics (exit {code}); see {out / 'locust.log'}", file=sys.stderr)
@@ -179,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         checks = run_checks(out / "ledger")
     finally:
         stop_platform(managed)
-    text = summary(args.profile, plan, seconds, verdicts, total, errors_ok, checks, out, factor)
+    text = summary(args.profile, plan, seconds, verdicts, total, errors_ok, checks, out, factor, served)
     (out / "summary.md").write_text(text, encoding="utf-8")
     print(text)
     return 0 if errors_ok and all(v.ok for v in verdicts) and all(c.ok for c in checks) else 1
