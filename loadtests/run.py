@@ -29,7 +29,7 @@ ADMIN_URL = f"postgresql+psycopg://{devrun.devservers.PG_USER}@127.0.0.1:{SERVER
 SERVICES = ("identity", "payment", "wallet")
 # Ports the platform takes (the same as `make run`, whose processes the load test starts): refuse to start
 # when one is busy instead of load-testing somebody else's server.
-PLATFORM_PORTS = (50051, 50052, 50053, 8081, 8082, 8083, 8091, 8092, *range(8101, 8112), 9461, 9462, 9463)
+PLATFORM_PORTS = (7051, 7052, 7053, 8081, 8082, 8083, 8091, 8092, *range(8101, 8112), 9461, 9462, 9463)
 DRAIN_SECONDS = 60.0
 LOCUST_GRACE_SECONDS = 180.0  # set-up, stop timeout and drain on top of the shape's duration
 MIN_CITIZENS, MAX_CITIZENS, DOSSIERS_PER_CITIZEN = 20, 2000, 20
@@ -68,8 +68,8 @@ def start_platform(out: Path) -> list[devrun.Managed]:
             devrun.wait_until_serving(managed, started, logs=out / "logs")
             return managed
         except SystemExit as failure:
-            # The fixed ports sit inside Linux's ephemeral range, so an unrelated outgoing connection can hold
-            # one for a moment: start once more before giving up.
+            # A port released a moment ago (a previous platform still closing its sockets) can refuse the first
+            # bind: start once more before giving up.
             devrun.stop_all(managed, s3_data=None)
             if attempt == 2:
                 stop_platform([])

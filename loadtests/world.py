@@ -42,9 +42,9 @@ def setting(name: str, default: str) -> str:
 class Targets:
     """Where the platform is (env DVC_LOADTEST_*; defaults are `make run`'s / the load test's local ports)."""
 
-    identity: str = field(default_factory=lambda: setting("IDENTITY_ADDR", "127.0.0.1:50051"))
-    payment: str = field(default_factory=lambda: setting("PAYMENT_ADDR", "127.0.0.1:50052"))
-    wallet: str = field(default_factory=lambda: setting("WALLET_ADDR", "127.0.0.1:50053"))
+    identity: str = field(default_factory=lambda: setting("IDENTITY_ADDR", "127.0.0.1:7051"))
+    payment: str = field(default_factory=lambda: setting("PAYMENT_ADDR", "127.0.0.1:7052"))
+    wallet: str = field(default_factory=lambda: setting("WALLET_ADDR", "127.0.0.1:7053"))
     identity_url: str = field(default_factory=lambda: setting("IDENTITY_URL", "http://127.0.0.1:8081"))
     payment_url: str = field(default_factory=lambda: setting("PAYMENT_URL", "http://127.0.0.1:8082"))
     wallet_url: str = field(default_factory=lambda: setting("WALLET_URL", "http://127.0.0.1:8083"))

@@ -79,7 +79,7 @@ class PaymentSettings(ServiceSettings):
     receipt_document_type: str = setting("FEE_RECEIPT", "wallet document type code of e-receipts")
     wallet_addr: str = setting("", "wallet gRPC address host:port; empty keeps receipts in the payment database "
                                      "only (development)")
-    identity_addr: str = setting("127.0.0.1:50051", "identity gRPC address, for client-credentials tokens")
+    identity_addr: str = setting("127.0.0.1:7051", "identity gRPC address, for client-credentials tokens")
     wallet_client_id: str = setting("dvc-payment-service", "client id of the payment service at identity (scope "
                                                            "wallet.issue)")
     wallet_client_secret: str = setting("", "client secret of the payment service at identity; empty in development "

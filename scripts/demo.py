@@ -28,8 +28,8 @@ def post_json(url: str, body: dict[str, object]) -> dict[str, object]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--identity", default="127.0.0.1:50051")
-    parser.add_argument("--payments", default="127.0.0.1:50052")
+    parser.add_argument("--identity", default="127.0.0.1:7051")
+    parser.add_argument("--payments", default="127.0.0.1:7052")
     parser.add_argument("--collecting-bank", default="http://127.0.0.1:8111", help="VietQR collecting bank sandbox")
     args = parser.parse_args()
     secret = next(c["client_secret"] for c in dev_credentials() if c["client_id"] == PROVINCIAL_CLIENT)

@@ -75,13 +75,13 @@ def processes(database_urls: Mapping[str, str] | None = None, s3_endpoint: str =
                                       "--port", "8090"], http_port=8090),
         Managed("bank-sandboxes", [sys.executable, "-m", "payment_service.sandbox",
                                    "--notify-url-base", "http://127.0.0.1:8082/callbacks"], http_port=8101),
-        service("identity", 50051, 8081, 9461, urls.get("identity", ""), **extra.get("identity", {})),
-        service("wallet", 50053, 8083, 9463, urls.get("wallet", ""),
+        service("identity", 7051, 8081, 9461, urls.get("identity", ""), **extra.get("identity", {})),
+        service("wallet", 7053, 8083, 9463, urls.get("wallet", ""),
                 WALLET_S3_ENDPOINT=s3_endpoint or f"127.0.0.1:{S3['s3']}",
                 WALLET_S3_ACCESS_KEY=devservers.S3_ACCESS_KEY, WALLET_S3_SECRET_KEY=devservers.S3_SECRET_KEY,
                 **extra.get("wallet", {})),
-        service("payment", 50052, 8082, 9462, urls.get("payment", ""), PAYMENT_WALLET_ADDR="127.0.0.1:50053",
-                PAYMENT_IDENTITY_ADDR="127.0.0.1:50051", PAYMENT_PUBLIC_BASE_URL="http://127.0.0.1:8082",
+        service("payment", 7052, 8082, 9462, urls.get("payment", ""), PAYMENT_WALLET_ADDR="127.0.0.1:7053",
+                PAYMENT_IDENTITY_ADDR="127.0.0.1:7051", PAYMENT_PUBLIC_BASE_URL="http://127.0.0.1:8082",
                 **extra.get("payment", {})),
     ]
 
@@ -127,8 +127,9 @@ def wait_until_serving(managed: list[Managed], started: float, logs: Path = DATA
             if item.process.poll() is not None:
                 tail = (logs / f"{name}.log").read_text(errors="replace").strip().splitlines()[-3:]
                 if _held_port(tail) and not item.restarted:
-                    # The gRPC ports sit inside Linux's ephemeral range: any outgoing connection (our own health
-                    # polls included) can hold one for a moment. One more start settles it.
+                    # A port just released (a platform stopped a moment ago, a socket in TIME_WAIT) can refuse
+                    # the first bind; one more start settles it. (The ports are below Linux's ephemeral range,
+                    # 32768-60999, so no outgoing connection can be sitting on one for long.)
                     item.restarted = True
                     time.sleep(0.5)
                     _launch(item, logs)
@@ -176,7 +177,7 @@ def banner(managed: list[Managed], seconds: float) -> str:
         "",
         "Try:",
         "  .venv/bin/python scripts/demo.py            # one fee payment: token, CreatePayment, VietQR scan, SUCCEEDED",
-        "  .venv/bin/python -m servicekit.cli services 127.0.0.1:50052",
+        "  .venv/bin/python -m servicekit.cli services 127.0.0.1:7052",
         "  open http://127.0.0.1:8083/ (citizen wallet, sandbox VNeID login) and http://127.0.0.1:8082/docs/",
         "",
         describe_dev_credentials(),

@@ -15,7 +15,7 @@ import pytest
 from servicekit import cli
 
 ROOT = Path(__file__).resolve().parents[3]
-RUN_PORTS = (8090, 8091, 8092, 8101, 50051, 50052, 50053, 8081, 8082, 8083, 17303)
+RUN_PORTS = (8090, 8091, 8092, 8101, 7051, 7052, 7053, 8081, 8082, 8083, 17303)
 
 
 def service_env(**overrides: str) -> dict[str, str]:
@@ -81,10 +81,10 @@ def test_make_run_serves_all_three_services_within_a_minute_and_stops_on_ctrl_c(
             assert line, f"make run exited before SERVING: {banner[-2000:]}"
             banner += line
             assert time.monotonic() - started < 60, "not SERVING within 60 s"
-        services = {name for port in (50051, 50052, 50053) for name in cli.list_services(f"127.0.0.1:{port}")}
+        services = {name for port in (7051, 7052, 7053) for name in cli.list_services(f"127.0.0.1:{port}")}
         assert {"dvc.identity.v1.IdentityService", "dvc.payments.v1.PaymentService",
                 "dvc.wallet.v1.WalletService"} <= services
-        assert all(cli.health(f"127.0.0.1:{port}") == "SERVING" for port in (50051, 50052, 50053))
+        assert all(cli.health(f"127.0.0.1:{port}") == "SERVING" for port in (7051, 7052, 7053))
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
