@@ -1,6 +1,6 @@
-"""A bounded memo of access tokens that already passed full verification, so a resource server introspecting
-the same token again pays a dictionary lookup instead of a signature check. Expiry is re-checked on every hit;
-revocation is never memoised (the caller reads the deny-list every time)."""
+"""A bounded memo of access tokens that already passed full verification (servicekit.auth.TokenVerifier keeps
+one), so a service seeing the same token again pays a dictionary lookup instead of a signature check. Expiry is
+re-checked on every hit; revocation is never memoised (the caller reads the deny-list every time)."""
 
 from __future__ import annotations
 

@@ -36,7 +36,6 @@ from servicekit.errors import (
     Unauthenticated,
 )
 from servicekit.logs import request_id_var
-from servicekit.token_cache import VerifiedTokens
 
 log = logging.getLogger("dvc.identity")
 
@@ -134,7 +133,6 @@ class HandlerCore:
         self._verifiers = {audience: TokenVerifier(keys, issuer=policy.issuer, audience=audience,
                                                    leeway_seconds=policy.leeway_seconds)
                            for audience in scope_rules.AUDIENCES}
-        self._verified = VerifiedTokens(leeway_seconds=policy.leeway_seconds, clock=clock)
 
     # ---- helpers -------------------------------------------------------------------------------------------
 
@@ -208,19 +206,16 @@ class HandlerCore:
 
     def verify_access_token(self, token: str, audience: str | None = None, *, check_revoked: bool = True) -> Principal:
         """A platform access token, fully verified (servicekit's rules) for ``audience`` or the one it names,
-        and not on the deny-list. A token verified before is taken from the memo (expiry re-checked); the
+        and not on the deny-list. The verifier remembers tokens it verified before (expiry re-checked); the
         deny-list is read every time."""
-        principal = self._verified.get(token, audience)
-        if principal is None:
-            if audience is None:
-                named = peek_claims(token).get("aud")
-                if isinstance(named, list) and len(named) == 1:
-                    named = named[0]
-                if not isinstance(named, str) or named not in self._verifiers:
-                    raise Unauthenticated("the token is not meant for any platform service", reason="WRONG_AUDIENCE")
-                audience = named
-            principal = self._verifiers[audience].verify(token)
-            self._verified.put(token, principal)
+        if audience is None:
+            named = peek_claims(token).get("aud")
+            if isinstance(named, list) and len(named) == 1:
+                named = named[0]
+            if not isinstance(named, str) or named not in self._verifiers:
+                raise Unauthenticated("the token is not meant for any platform service", reason="WRONG_AUDIENCE")
+            audience = named
+        principal = self._verifiers[audience].verify(token)
         if check_revoked and self._revocations.is_revoked(principal.token_id):
             raise Unauthenticated("the access token has been revoked", reason="TOKEN_REVOKED")
         return principal
