@@ -19,6 +19,16 @@ class Throughput:
     calls: int
     errors: int
 
+    @classmethod
+    def of(cls, latencies: list[float], errors: int, window_seconds: float) -> Throughput:
+        """Rate and percentiles of ``latencies`` (seconds) completed within ``window_seconds``."""
+        if not latencies:
+            return cls(0.0, 0.0, 0.0, 0, errors)
+        ordered = sorted(latencies)
+        return cls(per_second=len(ordered) / window_seconds, p50_ms=ordered[len(ordered) // 2] * 1000,
+                   p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+                   calls=len(ordered), errors=errors)
+
 
 def per_call_seconds(operation: Callable[[], object], *, calls: int = 2000, warmup: int = 200) -> float:
     """Median cost of one call over five batches, on one thread (for CPU-bound paths like token checks)."""
@@ -74,12 +84,7 @@ def throughput(operation: Callable[[int], object], *, threads: int = 16, seconds
     window = time.perf_counter() - window_start
     for thread in pool:
         thread.join(timeout=30)
-    latencies.sort()
-    if not latencies:
-        return Throughput(0.0, 0.0, 0.0, 0, errors)
-    return Throughput(per_second=len(latencies) / window, p50_ms=latencies[len(latencies) // 2] * 1000,
-                      p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-                      calls=len(latencies), errors=errors)
+    return Throughput.of(latencies, errors, window)
 
 
 def paced(operation: Callable[[int], object], *, rate: float, seconds: float = 5.0, threads: int = 32) -> Throughput:
@@ -119,9 +124,4 @@ def paced(operation: Callable[[int], object], *, rate: float, seconds: float = 5
     for thread in pool:
         thread.join(timeout=seconds * 4 + 30)
     window = max(time.perf_counter() - start_at, 1e-9)
-    latencies.sort()
-    if not latencies:
-        return Throughput(0.0, 0.0, 0.0, 0, errors)
-    return Throughput(per_second=len(latencies) / window, p50_ms=latencies[len(latencies) // 2] * 1000,
-                      p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-                      calls=len(latencies), errors=errors)
+    return Throughput.of(latencies, errors, window)
