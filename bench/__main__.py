@@ -13,7 +13,8 @@ from pathlib import Path
 from bench.report import Report
 
 ROOT = Path(__file__).resolve().parent.parent
-CASE_MODULES = ["bench.baselines", "bench.identity_cases", "bench.payment_cases", "bench.wallet_cases"]
+CASE_MODULES = ["bench.baselines", "bench.identity_cases", "bench.payment_cases", "bench.wallet_cases",
+                "bench.asyncio_probe"]
 
 
 def main() -> None:
