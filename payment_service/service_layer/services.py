@@ -30,6 +30,7 @@ from payment_service.domain.connector import (
 )
 from payment_service.domain.model import (
     FLAG_OVERPAID,
+    OPEN_STATUSES,
     Agency,
     CallbackSecret,
     CreditResult,
@@ -41,6 +42,7 @@ from payment_service.domain.model import (
     Payer,
     Payment,
     PaymentEvent,
+    PaymentStatus,
 )
 from payment_service.domain.receipt import CONTENT_TYPE, canonical_json, receipt_document, receipt_xml
 from payment_service.domain.vietqr import payment_qr, to_ascii_note
@@ -621,17 +623,52 @@ class PaymentServices:
         return changed
 
     def expire_due(self, limit: int = 100) -> int:
-        """Expire open payments past their expiry; returns how many."""
+        """Expire open payments past their expiry; returns how many. A payment waiting at a reachable
+        connector is asked about first, outside the row lock: a payer who paid in the last seconds before the
+        deadline gets a success, not an expiry followed by a late success and a refund."""
         now = self.clock.now()
         with self.uow_factory() as uow:
             due = uow.payments.claim_expired(now, limit)
+            ask_first = [(payment, connector) for payment in due
+                         if (connector := self._connector_to_ask(payment)) is not None]
+            asked = {payment.id for payment, _ in ask_first}
             for payment in due:
-                payment.expire(now)
-                self._persist(uow, payment)
+                if payment.id not in asked:
+                    payment.expire(now)
+                    self._persist(uow, payment)
             uow.commit()
-        if due:
+        expired = len(due) - len(ask_first)
+        for payment, connector in ask_first:
+            expired += self._expire_unless_paid(payment, connector, now)
+        if expired:
             self.notifier.notify()
-        return len(due)
+        return expired
+
+    def _connector_to_ask(self, payment: Payment) -> Connector | None:
+        if payment.status is not PaymentStatus.PENDING or not payment.connector_code:
+            return None
+        if not self.availability.is_available(payment.connector_code):
+            return None  # an open circuit: asking would only wait for the timeout
+        return self.connectors.get(payment.connector_code)
+
+    def _expire_unless_paid(self, payment: Payment, connector: Connector, now: datetime) -> int:
+        """Apply the connector's final answer if it has one; expire the payment if it is then still open."""
+        try:
+            result = query_status(connector, payment)
+        except ConnectorError as error:
+            log.info("status query before expiry failed; expiring", extra={
+                "connector": payment.connector_code, "reference": payment.reference, "error": str(error)})
+        else:
+            if result.status not in (ConnectorStatus.PENDING, ConnectorStatus.UNKNOWN):
+                self.apply_status_result(payment, payment.connector_code, result, EventSource.STATUS_QUERY)
+        with self.uow_factory() as uow:
+            locked = uow.payments.get(payment.id, lock=True)
+            if locked is None or locked.status not in OPEN_STATUSES or locked.expires_at > now:
+                return 0  # paid, failed, or expired by another replica meanwhile
+            locked.expire(now)
+            self._persist(uow, locked)
+            uow.commit()
+        return 1
 
     # -- events -------------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from payments_fakes import ADMIN, HCM, World
 
 from payment_service.domain.connector import (
     CallbackOutcome,
+    ConnectorErrorKind,
     ConnectorStatus,
     InboundNotification,
     NotificationKind,
@@ -220,3 +221,44 @@ def test_expiry_closes_unpaid_payments_once_their_time_has_passed(world: World) 
     assert world.store.events[-1][1].type is EventType.EXPIRED
     assert world.store.events[-1][1].source is EventSource.EXPIRY
     assert world.services.expire_due() == 0
+
+
+def test_a_payment_paid_just_before_its_deadline_succeeds_instead_of_expiring(world: World) -> None:
+    payment = world.create("last-second", expires_at=world.clock.now() + timedelta(minutes=10))
+    world.services.start_channel(payment.reference, "bank")
+    world.clock.advance(minutes=9, seconds=58)
+    world.bank.settle(payment.reference, ConnectorStatus.SUCCEEDED)  # paid; its callback is still on the way
+    world.clock.advance(seconds=3)
+    assert world.services.expire_due() == 0
+    stored = world.stored(payment.id)
+    assert stored.status is PaymentStatus.SUCCEEDED
+    assert stored.paid_amount == payment.amount and not stored.flags
+    types = [event.type for _, event in world.store.events if event.payment_id == payment.id]
+    assert EventType.EXPIRED not in types and EventType.LATE_SUCCESS not in types
+    assert world.store.events[-1][1].source is EventSource.STATUS_QUERY
+
+
+def test_expiry_asks_a_pending_payment_s_connector_and_expires_it_when_still_unpaid(world: World) -> None:
+    payment = world.create("unpaid", expires_at=world.clock.now() + timedelta(minutes=10))
+    world.services.start_channel(payment.reference, "bank")
+    world.clock.advance(minutes=11)
+    assert world.services.expire_due() == 1
+    assert world.bank.status_queries[-1].reference == payment.reference
+    assert world.stored(payment.id).status is PaymentStatus.EXPIRED
+    assert world.store.events[-1][1].source is EventSource.EXPIRY
+
+
+def test_expiry_does_not_wait_on_a_connector_that_is_down_or_failing(world: World) -> None:
+    behind_open_circuit = world.create("circuit", expires_at=world.clock.now() + timedelta(minutes=10))
+    world.services.start_channel(behind_open_circuit.reference, "bank")
+    world.clock.advance(minutes=11)
+    world.connectors.down.add("bank_a")
+    assert world.services.expire_due() == 1 and "query_status" not in world.bank.calls
+    world.connectors.down.clear()
+    failing = world.create("failing", expires_at=world.clock.now() + timedelta(minutes=10))
+    world.services.start_channel(failing.reference, "bank")
+    world.clock.advance(minutes=11)
+    world.bank.fail_with = ConnectorErrorKind.TIMEOUT
+    assert world.services.expire_due() == 1 and "query_status" in world.bank.calls
+    assert world.stored(behind_open_circuit.id).status is PaymentStatus.EXPIRED
+    assert world.stored(failing.id).status is PaymentStatus.EXPIRED
