@@ -139,6 +139,8 @@ review_items = sa.Table(
     sa.Column("agency_code", sa.String(32), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("resolved_at", Timestamp, nullable=True),
+    sa.Column("resolved_by", sa.String(128), nullable=False, server_default=""),
+    sa.Column("resolution", sa.String(500), nullable=False, server_default=""),
     sa.Index(None, "created_at"),
 )
 

@@ -446,9 +446,22 @@ class SqlReviewRepository:
             statement = statement.where(sa.or_(table.c.created_at > moment,
                                                sa.and_(table.c.created_at == moment, table.c.id > after[1])))
         rows = self.session.execute(statement.order_by(table.c.created_at, table.c.id).limit(limit)).all()
-        return [ReviewItem(row.id, row.connector_code, row.notification_id, int(row.amount), row.transfer_note,
-                           row.provider_reference, row.reason, _must(row.created_at), row.payment_id,
-                           row.agency_code, aware(row.resolved_at)) for row in rows]
+        return [self._item(row) for row in rows]
+
+    def get(self, item_id: str, *, lock: bool = False) -> ReviewItem | None:
+        statement = sa.select(orm.review_items).where(orm.review_items.c.id == item_id)
+        row = self.session.execute(statement.with_for_update() if lock else statement).first()
+        return self._item(row) if row is not None else None
+
+    def resolve(self, item_id: str, at: datetime, by: str, resolution: str) -> None:
+        self.session.execute(sa.update(orm.review_items).where(orm.review_items.c.id == item_id)
+                             .values(resolved_at=utc(at), resolved_by=by, resolution=resolution))
+
+    @staticmethod
+    def _item(row: Any) -> ReviewItem:
+        return ReviewItem(row.id, row.connector_code, row.notification_id, int(row.amount), row.transfer_note,
+                          row.provider_reference, row.reason, _must(row.created_at), row.payment_id,
+                          row.agency_code, aware(row.resolved_at), row.resolved_by, row.resolution)
 
 
 class SqlRefundRepository:

@@ -27,7 +27,7 @@ from payment_service.domain.model import (
 )
 from payment_service.domain.reconciliation import MatchStatus
 from payment_service.service_layer.access import SCOPE_READ, Caller
-from payment_service.service_layer.ports import DeliveryState, EventView, PaymentFilter
+from payment_service.service_layer.ports import DeliveryState, EventView, PaymentFilter, ReviewItem
 from payment_service.service_layer.qr_images import QrImages
 from payment_service.service_layer.reporting import Reporting, Summary
 from payment_service.service_layer.services import PaymentServices
@@ -67,6 +67,15 @@ def from_ts(message: Any, name: str) -> datetime | None:
         return None
     moment: datetime = getattr(message, name).ToDatetime(tzinfo=UTC)
     return moment
+
+
+def review_item_pb(item: ReviewItem) -> pb.ReviewItem:
+    return pb.ReviewItem(id=item.id, connector_code=item.connector_code, notification_id=item.notification_id,
+                         amount=item.amount, transfer_note=item.transfer_note,
+                         provider_reference=item.provider_reference, reason=item.reason, payment_id=item.payment_id,
+                         created_at=ts(item.created_at), agency_code=item.agency_code,
+                         resolved_at=ts(item.resolved_at), resolved_by=item.resolved_by,
+                         resolution=item.resolution)
 
 
 def caller() -> Caller:
@@ -318,11 +327,12 @@ class PaymentServicer(payments_pb2_grpc.PaymentServiceServicer):
                         ) -> pb.ListReviewItemsResponse:
         items, token = self.services.list_review_items(caller(), request.include_resolved, request.page_token,
                                                        request.page_size)
-        return pb.ListReviewItemsResponse(next_page_token=token, items=[
-            pb.ReviewItem(id=i.id, connector_code=i.connector_code, notification_id=i.notification_id,
-                          amount=i.amount, transfer_note=i.transfer_note, provider_reference=i.provider_reference,
-                          reason=i.reason, payment_id=i.payment_id, created_at=ts(i.created_at),
-                          agency_code=i.agency_code) for i in items])
+        return pb.ListReviewItemsResponse(next_page_token=token, items=[review_item_pb(item) for item in items])
+
+    def ResolveReviewItem(self, request: pb.ResolveReviewItemRequest, context: grpc.ServicerContext,
+                          ) -> pb.ResolveReviewItemResponse:
+        item = self.services.resolve_review_item(caller(), request.id, request.resolution)
+        return pb.ResolveReviewItemResponse(item=review_item_pb(item))
 
     # -- agencies -----------------------------------------------------------------------------------------
 

@@ -82,6 +82,8 @@ class ReviewItem:
     payment_id: str = ""
     agency_code: str = ""
     resolved_at: datetime | None = None
+    resolved_by: str = ""
+    resolution: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,8 @@ class NotificationLog(Protocol):
 class ReviewRepository(Protocol):
     def add(self, item: ReviewItem) -> None: ...
     def search(self, include_resolved: bool, after: tuple[datetime, str] | None, limit: int) -> list[ReviewItem]: ...
+    def get(self, item_id: str, *, lock: bool = False) -> ReviewItem | None: ...
+    def resolve(self, item_id: str, at: datetime, by: str, resolution: str) -> None: ...
 
 
 class RefundRepository(Protocol):

@@ -792,6 +792,29 @@ class PaymentServices:
         items = items[:limit]
         return items, encode_token([items[-1].created_at.isoformat(), items[-1].id]) if more else ""
 
+    def resolve_review_item(self, caller: Caller, item_id: str, resolution: str) -> ReviewItem:
+        """Close a review item with what was done about it; repeating the same resolution is a no-op."""
+        caller.require_admin()
+        resolution = resolution.strip()
+        if not resolution or len(resolution) > 500:
+            raise InvalidArgument.single("resolution", "say what was done (1-500 characters): refunded, matched by "
+                                                       "hand to a payment, returned by the bank...")
+        with self.uow_factory() as uow:
+            item = uow.reviews.get(item_id, lock=True)
+            if item is None:
+                raise NotFound(f"no review item {item_id!r}", reason="REVIEW_ITEM_NOT_FOUND")
+            if item.resolved_at is not None:
+                if item.resolution == resolution:
+                    return item
+                raise FailedPrecondition(f"review item {item_id!r} was already resolved by {item.resolved_by}: "
+                                         f"{item.resolution}", reason="REVIEW_ITEM_RESOLVED",
+                                         metadata={"resolved_by": item.resolved_by})
+            uow.reviews.resolve(item_id, self.clock.now(), caller.subject, resolution)
+            uow.commit()
+            resolved = uow.reviews.get(item_id)
+        assert resolved is not None
+        return resolved
+
     def connector_health(self) -> list[ConnectorHealthView]:
         """Each configured connector's static facts, whether its circuit lets calls through, and the breaker's
         counters when the registry keeps them."""

@@ -17,6 +17,7 @@ from grpc_status import rpc_status
 from payments_it import Platform, create_request
 from PIL import Image
 
+from payment_service.domain.connector import ConnectorStatus, InboundNotification, NotificationKind
 from payment_service.domain.vietqr import parse_payload
 
 
@@ -168,6 +169,8 @@ def test_every_payment_rpc_refuses_another_agencys_payment(platform: Platform) -
             pb.ImportSettlementFileRequest(connector_code="fakebank", settlement_date="2026-03-02"),
             metadata=other),
         "ListReviewItems": lambda: platform.stub.ListReviewItems(pb.ListReviewItemsRequest(), metadata=other),
+        "ResolveReviewItem": lambda: platform.stub.ResolveReviewItem(
+            pb.ResolveReviewItemRequest(id="any", resolution="refunded"), metadata=other),
     }
     for name, call in calls.items():
         error = _fails(call)
@@ -232,3 +235,27 @@ def test_agencies_are_registered_updated_and_rotated_by_admins(platform: Platfor
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT  # accounts missing is reported before the clash
     health = platform.stub.GetConnectorHealth(pb.GetConnectorHealthRequest(), metadata=platform.token())
     assert {(c.code, c.available) for c in health.connectors} == {("fakebank", True), ("fakeqr", True)}
+
+
+def test_an_administrator_resolves_a_review_item_and_the_queue_shows_who_and_what(platform: Platform) -> None:
+    note_id = f"credit-{uuid.uuid4().hex[:8]}"
+    platform.services.handle_notification("fakeqr", InboundNotification(
+        NotificationKind.ACCOUNT_CREDITED, "", ConnectorStatus.SUCCEEDED, 50_000, "FT26030299999", note_id,
+        transfer_note="chuyen khoan khong ghi ma"))
+    queue = platform.stub.ListReviewItems(pb.ListReviewItemsRequest(page_size=500), metadata=platform.admin())
+    item = next(item for item in queue.items if item.notification_id == note_id)
+    assert not item.HasField("resolved_at")
+    resolved = platform.stub.ResolveReviewItem(pb.ResolveReviewItemRequest(
+        id=item.id, resolution="refunded to the sender, FT26030300001"), metadata=platform.admin()).item
+    assert (resolved.resolved_by, resolved.resolution) == ("operator", "refunded to the sender, FT26030300001")
+    assert resolved.HasField("resolved_at") and resolved.amount == 50_000
+    still_open = platform.stub.ListReviewItems(pb.ListReviewItemsRequest(page_size=500), metadata=platform.admin())
+    assert item.id not in {entry.id for entry in still_open.items}
+    everything = platform.stub.ListReviewItems(pb.ListReviewItemsRequest(page_size=500, include_resolved=True),
+                                               metadata=platform.admin())
+    listed = next(entry for entry in everything.items if entry.id == item.id)
+    assert listed.resolution == resolved.resolution and listed.resolved_by == "operator"
+    with pytest.raises(grpc.RpcError) as again:
+        platform.stub.ResolveReviewItem(pb.ResolveReviewItemRequest(id=item.id, resolution="matched by hand"),
+                                        metadata=platform.admin())
+    assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION

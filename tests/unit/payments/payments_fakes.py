@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -265,7 +266,15 @@ class FakeReviews:
 
     def search(self, include_resolved: bool, after: tuple[datetime, str] | None, limit: int) -> list[ReviewItem]:
         items = sorted(self.store.reviews, key=lambda i: (i.created_at, i.id))
-        return [i for i in items if after is None or (i.created_at, i.id) > after][:limit]
+        return [i for i in items if (after is None or (i.created_at, i.id) > after)
+                and (include_resolved or i.resolved_at is None)][:limit]
+
+    def get(self, item_id: str, *, lock: bool = False) -> ReviewItem | None:
+        return next((item for item in self.store.reviews if item.id == item_id), None)
+
+    def resolve(self, item_id: str, at: datetime, by: str, resolution: str) -> None:
+        self.store.reviews = [dataclasses.replace(item, resolved_at=at, resolved_by=by, resolution=resolution)
+                              if item.id == item_id else item for item in self.store.reviews]
 
 
 class FakeRefunds:

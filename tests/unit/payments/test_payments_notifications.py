@@ -22,6 +22,7 @@ from payment_service.domain.model import EventSource, EventType, PaymentStatus
 from payment_service.domain.receipt import XML_NAMESPACE
 from payment_service.domain.reference import new_reference
 from payment_service.service_layer.ports import OutboxKind
+from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 
 
 def result(reference: str, amount: int, status: ConnectorStatus = ConnectorStatus.SUCCEEDED,
@@ -172,6 +173,39 @@ def test_missing_or_garbled_notes_go_to_the_review_queue(world: World) -> None:
     assert world.services.handle_notification("vietqr", credit("CHUYEN TIEN", 185_000, "c-1")) \
         is CallbackOutcome.DUPLICATE
     assert len(world.store.reviews) == 2
+
+
+def test_an_administrator_resolves_a_review_item_once_with_what_was_done(world: World) -> None:
+    for index, note in enumerate(["CHUYEN TIEN", "ung ho"]):
+        world.services.handle_notification("vietqr", credit(note, 185_000, f"c-{index}"))
+        world.clock.advance(seconds=1)
+    first, second = world.services.list_review_items(ADMIN, False, "", 0)[0]
+    resolved = world.services.resolve_review_item(ADMIN, first.id, "  refunded to the payer, FT26030200077  ")
+    assert (resolved.resolved_by, resolved.resolution) == ("operator", "refunded to the payer, FT26030200077")
+    assert resolved.resolved_at == world.clock.now()
+    assert [item.id for item in world.services.list_review_items(ADMIN, False, "", 0)[0]] == [second.id]
+    both = world.services.list_review_items(ADMIN, True, "", 0)[0]
+    assert [(item.id, item.resolution) for item in both] == [(first.id, resolved.resolution), (second.id, "")]
+    world.clock.advance(minutes=1)
+    again = world.services.resolve_review_item(ADMIN, first.id, "refunded to the payer, FT26030200077")
+    assert again.resolved_at == resolved.resolved_at  # a retry changes nothing
+    with pytest.raises(FailedPrecondition) as other_answer:
+        world.services.resolve_review_item(ADMIN, first.id, "matched by hand")
+    assert other_answer.value.reason == "REVIEW_ITEM_RESOLVED"
+
+
+def test_resolving_a_review_item_needs_an_administrator_a_known_item_and_a_resolution(world: World) -> None:
+    world.services.handle_notification("vietqr", credit("CHUYEN TIEN", 185_000, "c-1"))
+    item = world.store.reviews[0]
+    with pytest.raises(PermissionDenied):
+        world.services.resolve_review_item(HCM, item.id, "refunded")
+    with pytest.raises(InvalidArgument) as blank:
+        world.services.resolve_review_item(ADMIN, item.id, "   ")
+    assert [violation.field for violation in blank.value.violations] == ["resolution"]
+    with pytest.raises(NotFound) as unknown:
+        world.services.resolve_review_item(ADMIN, "no-such-item", "refunded")
+    assert unknown.value.reason == "REVIEW_ITEM_NOT_FOUND"
+    assert world.store.reviews[0].resolved_at is None
 
 
 def test_a_credit_for_an_unknown_reference_is_held_for_review(world: World) -> None:
