@@ -242,7 +242,7 @@ def build(settings: WalletSettings, platform: PlatformSettings, engine: Engine, 
             raise ConnectionError("database unreachable") from exc
 
     app = create_app({"database": database_ready, "object_storage": storage.check})
-    pages = mount_wallet_pages(app, settings)  # the citizen's pages, over this service's own gRPC API
+    pages = mount_wallet_pages(app, settings, engine)  # the citizen's pages, over this service's own gRPC API
     sweeper = OrphanSweeper(handlers, settings.orphan_sweep_seconds, settings.orphan_grace_seconds)
     return Components(registrations=[wallet_registration(handlers)], http_app=app, workers=[sweeper],
                       public_methods=PUBLIC_METHODS, on_stop=[pages.close] if pages else [])

@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import Engine
 
 from servicekit.settings import StartupError, env_name
 from servicekit.web import site
 from servicekit.web.login import GrpcIdentity, IdentityPort, LoginSettings, login_blueprint
-from servicekit.web.sessions import MemorySessionStore, SessionStore
+from servicekit.web.sessions import SessionStore
 from servicekit.web.settings import COOKIE_SECURE_CHOICES, WebSettings
+from servicekit.web.sql_sessions import SqlSessionStore
 from wallet_service.entrypoints.pages.client import GrpcWallet, WalletPort
 from wallet_service.entrypoints.pages.messages import VI
 from wallet_service.entrypoints.pages.views import wallet_blueprint
@@ -57,7 +59,7 @@ def wallet_target(settings: Any) -> str:
     return ""
 
 
-def mount_wallet_pages(app: Flask, settings: WebSettings) -> MountedPages | None:
+def mount_wallet_pages(app: Flask, settings: WebSettings, engine: Engine) -> MountedPages | None:
     """Mount the pages from the service's settings; without a known wallet address (gRPC port 0 and no
     web_grpc_target, as in tests of the API alone) the edge serves no pages and says so once."""
     if settings.web_cookie_secure not in COOKIE_SECURE_CHOICES:
@@ -70,8 +72,9 @@ def mount_wallet_pages(app: Flask, settings: WebSettings) -> MountedPages | None
         return None
     wallet = GrpcWallet(target, timeout_seconds=settings.web_rpc_timeout_seconds)
     identity = GrpcIdentity(settings.web_identity_target, timeout_seconds=settings.web_rpc_timeout_seconds)
-    sessions = MemorySessionStore(idle_seconds=settings.web_session_idle_seconds,
-                                  max_seconds=settings.web_session_max_seconds)
+    # In the wallet's database: the edge runs as several replicas, and a browser may reach any of them.
+    sessions = SqlSessionStore(engine, idle_seconds=settings.web_session_idle_seconds,
+                               max_seconds=settings.web_session_max_seconds)
     install(app, wallet, identity, sessions=sessions, cookie_secure=settings.web_cookie_secure,
             provider=settings.web_login_provider, public_url=settings.web_public_url)
     return MountedPages(wallet, identity, sessions, [wallet.close, identity.close])

@@ -1,0 +1,94 @@
+"""Web sessions in the service's own database, so any replica of an HTTP edge serves any browser."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+
+from servicekit.web.sessions import WebSession
+
+metadata = sa.MetaData()
+
+# Keyed by the SHA-256 of the session id: whoever reads the table holds no cookie that logs anyone in.
+web_sessions = sa.Table(
+    "web_sessions", metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_seen", sa.Float, nullable=False, index=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+
+def _id_hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+class SqlSessionStore:
+    """The SessionStore contract of MemorySessionStore (idle and absolute lifetimes) over one table. A read
+    refreshes ``last_seen`` only when it is more than ``touch_seconds`` old, so browsing costs a write a
+    minute, not one per request; expired rows are deleted every ``prune_every`` saves."""
+
+    def __init__(self, engine: Engine, *, idle_seconds: float = 1800, max_seconds: float = 12 * 3600,
+                 touch_seconds: float = 60, prune_every: int = 500, clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self._idle = idle_seconds
+        self._max = max_seconds
+        self._touch = touch_seconds
+        self._clock = clock
+        self._saves = itertools.count(1)
+        self._prune_every = prune_every
+        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        statement = insert(web_sessions)
+        self._upsert = statement.on_conflict_do_update(
+            index_elements=[web_sessions.c.id_hash],
+            set_={name: statement.excluded[name] for name in ("csrf_token", "created_at", "last_seen", "data")})
+
+    def load(self, session_id: str) -> WebSession | None:
+        now = self._clock()
+        key = _id_hash(session_id)
+        with self._engine.begin() as connection:
+            row = connection.execute(sa.select(web_sessions).where(web_sessions.c.id_hash == key)).first()
+            if row is None:
+                return None
+            if now - row.last_seen > self._idle or now - row.created_at > self._max:
+                connection.execute(sa.delete(web_sessions).where(web_sessions.c.id_hash == key))
+                return None
+            last_seen = row.last_seen
+            if now - last_seen > self._touch:
+                last_seen = now
+                connection.execute(sa.update(web_sessions).where(web_sessions.c.id_hash == key)
+                                   .values(last_seen=now))
+        return WebSession(session_id=session_id, csrf_token=row.csrf_token, created_at=row.created_at,
+                          last_seen=last_seen, data=json.loads(row.data))
+
+    def save(self, session: WebSession) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(self._upsert, {
+                "id_hash": _id_hash(session.session_id), "csrf_token": session.csrf_token,
+                "created_at": session.created_at, "last_seen": max(session.last_seen, self._clock()),
+                "data": json.dumps(session.data, separators=(",", ":"))})
+            if next(self._saves) % self._prune_every == 0:
+                self._prune(connection)
+
+    def delete(self, session_id: str) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(sa.delete(web_sessions).where(web_sessions.c.id_hash == _id_hash(session_id)))
+
+    def prune(self) -> int:
+        """Delete every expired session now; returns how many."""
+        with self._engine.begin() as connection:
+            return self._prune(connection)
+
+    def _prune(self, connection: sa.Connection) -> int:
+        now = self._clock()
+        result = connection.execute(sa.delete(web_sessions).where(sa.or_(
+            web_sessions.c.last_seen < now - self._idle, web_sessions.c.created_at < now - self._max)))
+        return int(result.rowcount or 0)

@@ -1,0 +1,128 @@
+"""Web sessions in the database: shared by every replica of an edge, with the memory store's lifetimes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from servicekit.db import make_engine, run_migrations
+from servicekit.testing import fresh_postgres_url
+from servicekit.web.sessions import WebSession
+from servicekit.web.sql_sessions import SqlSessionStore, metadata, web_sessions
+from wallet_service.bootstrap import SPEC as WALLET
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
+    """PostgreSQL as deployed, and SQLite as `make run` uses it."""
+    url = fresh_postgres_url("websessions") if request.param == "postgresql" else f"sqlite:///{tmp_path}/web.db"
+    made = make_engine(url)
+    metadata.create_all(made)
+    yield made
+    made.dispose()
+
+
+def _session(clock: Clock, **data: object) -> WebSession:
+    session = WebSession.fresh(clock())
+    session.data.update(data)
+    return session
+
+
+def test_a_session_saved_by_one_replica_is_loaded_and_ended_by_another(engine: Engine) -> None:
+    clock = Clock()
+    first, second = SqlSessionStore(engine, clock=clock), SqlSessionStore(engine, clock=clock)
+    session = _session(clock, user={"subject": "001099012345", "access_expires_at": 1_800_000_300.5})
+    first.save(session)
+    loaded = second.load(session.session_id)
+    assert loaded is not None
+    assert (loaded.csrf_token, loaded.data) == (session.csrf_token, session.data)
+    assert second.load(session.session_id + "x") is None
+    second.delete(session.session_id)
+    assert first.load(session.session_id) is None
+
+
+def test_the_table_holds_no_usable_session_id(engine: Engine) -> None:
+    clock = Clock()
+    store = SqlSessionStore(engine, clock=clock)
+    session = _session(clock)
+    store.save(session)
+    with engine.connect() as connection:
+        rows = [tuple(row) for row in connection.execute(sa.select(web_sessions))]
+    assert len(rows) == 1 and not any(session.session_id in str(value) for value in rows[0])
+
+
+def test_idle_sessions_end_and_activity_keeps_one_alive_with_a_write_a_minute(engine: Engine) -> None:
+    clock = Clock()
+    store = SqlSessionStore(engine, idle_seconds=1800, max_seconds=12 * 3600, touch_seconds=60, clock=clock)
+    session = _session(clock)
+    store.save(session)
+
+    def stored_last_seen() -> float:
+        with engine.connect() as connection:
+            return float(connection.execute(sa.select(web_sessions.c.last_seen)).scalar_one())
+
+    clock.now += 30
+    assert store.load(session.session_id) is not None and stored_last_seen() == session.created_at
+    clock.now += 1700  # 1,730 s after the last write, 1,700 s after the last read: still alive
+    assert store.load(session.session_id) is not None and stored_last_seen() == clock.now
+    clock.now += 1799
+    assert store.load(session.session_id) is not None
+    clock.now += 1801
+    assert store.load(session.session_id) is None
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(web_sessions)).scalar_one() == 0
+
+
+def test_a_session_ends_at_its_absolute_lifetime_however_busy(engine: Engine) -> None:
+    clock = Clock()
+    store = SqlSessionStore(engine, idle_seconds=1800, max_seconds=3600, clock=clock)
+    session = _session(clock)
+    store.save(session)
+    for _ in range(3):
+        clock.now += 1000
+        assert store.load(session.session_id) is not None
+    clock.now += 1000
+    assert store.load(session.session_id) is None
+
+
+def test_expired_sessions_are_pruned_every_so_many_saves(engine: Engine) -> None:
+    clock = Clock()
+    store = SqlSessionStore(engine, idle_seconds=100, prune_every=3, clock=clock)
+    old = [_session(clock) for _ in range(2)]
+    for session in old:
+        store.save(session)
+    clock.now += 500
+    fresh = _session(clock)
+    store.save(fresh)  # the third save prunes the two idle ones
+
+    def ids() -> set[str]:
+        with engine.connect() as connection:
+            return set(connection.execute(sa.select(web_sessions.c.id_hash)).scalars())
+
+    assert len(ids()) == 1 and store.load(fresh.session_id) is not None
+    store.save(_session(clock))
+    clock.now += 500
+    assert store.prune() == 2 and ids() == set()
+
+
+def test_the_wallet_migrations_create_the_table_the_store_uses() -> None:
+    made = make_engine(fresh_postgres_url("walletsessions"))
+    run_migrations(made, WALLET.migrations_dir, WALLET.version_table)
+    clock = Clock()
+    store = SqlSessionStore(made, clock=clock)
+    session = _session(clock, login={"state": "abc", "next": "/", "at": clock()})
+    store.save(session)
+    loaded = store.load(session.session_id)
+    made.dispose()
+    assert loaded is not None and loaded.data == session.data
