@@ -6,8 +6,6 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
-import threading
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
@@ -28,9 +26,6 @@ REFRESH_MARGIN_SECONDS = 30
 LOGIN_ATTEMPT_SECONDS = 600
 _KIND_NAMES = {pb.SUBJECT_KIND_CITIZEN: "citizen", pb.SUBJECT_KIND_OFFICIAL: "official",
                pb.SUBJECT_KIND_CLIENT: "client"}
-# Two requests of one browser must not both spend the refresh token: identity treats a reused refresh token as
-# theft and ends the whole login. Striped locks serialise refreshes per session without a lock per session.
-_REFRESH_LOCKS = tuple(threading.Lock() for _ in range(64))
 
 View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 
@@ -174,7 +169,9 @@ def access_token() -> str:
         return str(user["access_token"])
     store = site.kit().sessions
     assert store is not None
-    with _REFRESH_LOCKS[zlib.crc32(session.session_id.encode()) % len(_REFRESH_LOCKS)]:
+    # Two requests of one browser (on any replica) must not both spend the refresh token: identity treats a
+    # reused refresh token as theft and ends the whole login.
+    with store.exclusive(session.session_id):
         latest = store.load(session.session_id)  # another request of this browser may have refreshed meanwhile
         user = latest.data.get("user") if latest is not None else None
         if latest is None or not user:

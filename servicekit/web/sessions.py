@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -45,6 +47,22 @@ class SessionStore(Protocol):
 
     def delete(self, session_id: str) -> None: ...
 
+    def exclusive(self, session_id: str) -> AbstractContextManager[None]:
+        """Held by one request of one session at a time, in every process sharing the store (token refresh)."""
+        ...
+
+
+class StripedLocks:
+    """Per-session mutual exclusion inside one process without a lock per session."""
+
+    def __init__(self, stripes: int = 64) -> None:
+        self._locks = tuple(threading.Lock() for _ in range(stripes))
+
+    @contextmanager
+    def exclusive(self, session_id: str) -> Iterator[None]:
+        with self._locks[zlib.crc32(session_id.encode()) % len(self._locks)]:
+            yield
+
 
 class MemorySessionStore:
     """Sessions in this process: idle and absolute timeouts, and a bound on how many are kept (the least
@@ -58,6 +76,7 @@ class MemorySessionStore:
         self._clock = clock
         self._sessions: OrderedDict[str, WebSession] = OrderedDict()
         self._lock = threading.Lock()
+        self._exclusive = StripedLocks()
 
     def _alive(self, session: WebSession, now: float) -> bool:
         return now - session.last_seen <= self._idle and now - session.created_at <= self._max
@@ -86,6 +105,9 @@ class MemorySessionStore:
     def delete(self, session_id: str) -> None:
         with self._lock:
             self._sessions.pop(session_id, None)
+
+    def exclusive(self, session_id: str) -> AbstractContextManager[None]:
+        return self._exclusive.exclusive(session_id)
 
     def __len__(self) -> int:
         with self._lock:

@@ -6,15 +6,19 @@ import hashlib
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from servicekit.web.sessions import WebSession
+from servicekit.web.sessions import StripedLocks, WebSession
 
 metadata = sa.MetaData()
+_LOCK_NAMESPACE = 0x57E5  # "web sessions", for pg_advisory_xact_lock(namespace, key)
+# Shared by every store of the process: waiters of one process queue here, not on database connections.
+_PROCESS_LOCKS = StripedLocks()
 
 # Keyed by the SHA-256 of the session id: whoever reads the table holds no cookie that logs anyone in.
 web_sessions = sa.Table(
@@ -81,6 +85,21 @@ class SqlSessionStore:
     def delete(self, session_id: str) -> None:
         with self._engine.begin() as connection:
             connection.execute(sa.delete(web_sessions).where(web_sessions.c.id_hash == _id_hash(session_id)))
+
+    @contextmanager
+    def exclusive(self, session_id: str) -> Iterator[None]:
+        """A PostgreSQL advisory lock for the session, held by a transaction of its own (load and save on other
+        connections are not blocked by it); SQLite serves one process, where a process lock is enough."""
+        with _PROCESS_LOCKS.exclusive(session_id):
+            if self._engine.dialect.name != "postgresql":
+                yield
+                return
+            # The two-key form, with a namespace of its own: it never meets the single-key locks other code takes.
+            key = int(_id_hash(session_id)[:7], 16)
+            with self._engine.begin() as connection:
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+                                   {"namespace": _LOCK_NAMESPACE, "key": key})
+                yield
 
     def prune(self) -> int:
         """Delete every expired session now; returns how many."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -126,3 +129,77 @@ def test_the_wallet_migrations_create_the_table_the_store_uses() -> None:
     loaded = store.load(session.session_id)
     made.dispose()
     assert loaded is not None and loaded.data == session.data
+
+
+def test_one_request_per_session_holds_the_refresh_lock_across_replicas(engine: Engine) -> None:
+    clock = Clock()
+    first, second = SqlSessionStore(engine, clock=clock), SqlSessionStore(engine, clock=clock)
+    session, other = _session(clock), _session(clock)
+    order: list[str] = []
+    holding, released = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with first.exclusive(session.session_id):
+            order.append("first in")
+            holding.set()
+            released.wait(10)
+            order.append("first out")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    with second.exclusive(other.session_id):
+        order.append("other session in")  # another session is not held up
+    with_lock: list[str] = []
+
+    def wait_for_it() -> None:
+        with second.exclusive(session.session_id):
+            with_lock.append(order[-1])
+
+    waiter = threading.Thread(target=wait_for_it)
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive() and not with_lock  # still waiting while the first replica holds it
+    released.set()
+    holder.join(10)
+    waiter.join(10)
+    assert order == ["first in", "other session in", "first out"] and with_lock == ["first out"]
+
+
+def _hold_in_another_process(url: str, session_id: str, holding: Any, release: Any) -> None:
+    store = SqlSessionStore(make_engine(url))
+    with store.exclusive(session_id):
+        holding.set()
+        release.wait(20)
+
+
+def test_the_refresh_lock_holds_against_a_replica_in_another_process() -> None:
+    url = fresh_postgres_url("websessionlock")
+    engine = make_engine(url)
+    metadata.create_all(engine)
+    store = SqlSessionStore(engine)
+    context = multiprocessing.get_context("spawn")
+    holding, release = context.Event(), context.Event()
+    replica = context.Process(target=_hold_in_another_process, args=(url, "the-session", holding, release))
+    replica.start()
+    try:
+        assert holding.wait(60)
+        got: list[bool] = []
+
+        def take_it() -> None:
+            with store.exclusive("the-session"):
+                got.append(True)
+
+        waiter = threading.Thread(target=take_it)
+        waiter.start()
+        waiter.join(0.5)
+        assert not got  # the other process holds it
+        with store.exclusive("another-session"):
+            pass
+        release.set()
+        waiter.join(20)
+        assert got == [True]
+    finally:
+        release.set()
+        replica.join(20)
+        engine.dispose()
