@@ -1,4 +1,4 @@
-"""Probe, not the product: the RedeemShare data path on one asyncio event loop, to size what a rewrite would gain."""
+"""Probe, not the product: a redeem's round trips with nothing else (raw SQL, one event loop) — this machine's floor."""
 
 from __future__ import annotations
 
@@ -158,6 +158,6 @@ def run(report: Report) -> None:
     finally:
         s3.remove_object(bucket, "document")
         s3.remove_bucket(bucket)
-    report.compare("probe: the redeem data path on asyncio (raw SQL, no interceptors; not the product)",
+    report.compare("probe: a redeem's round trips alone (raw SQL on asyncio; not the product)",
                    measured.per_second, "redeems/s", baseline=ECHO, p50_ms=round(measured.p50_ms, 2),
                    p99_ms=round(measured.p99_ms, 2), errors=measured.errors)
