@@ -122,10 +122,8 @@ class NapasProtocol:
                                              f'<button type="submit">Chuyển / Transfer</button></form>')
 
         @app.get(vietqr_transfer.CREDITS_PATH)
+        @side.signed
         def credits() -> Response:
-            problem = side.verify()
-            if problem is not None:
-                return problem
             fault = sandbox.api_fault()
             if fault is not None:
                 return fault
@@ -143,10 +141,8 @@ class NapasProtocol:
                 "next_cursor": str(offset + PAGE_SIZE) if offset + PAGE_SIZE < len(rows) else ""})
 
         @app.get(f"{vietqr_transfer.STATEMENTS_PATH}/<day_text>")
+        @side.signed
         def statement(day_text: str) -> Response:
-            problem = side.verify()
-            if problem is not None:
-                return problem
             day = parse_day(day_text)
             if day is None:
                 return side.error(400, "INVALID_REQUEST", "the day is YYYY-MM-DD")

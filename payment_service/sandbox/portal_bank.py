@@ -4,7 +4,9 @@ configuration (its code and keys)."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -71,6 +73,16 @@ class PortalBankSide:
             return self.error(401, error.provider_code or "BAD_SIGNATURE", str(error))
         return None
 
+    def signed(self, view: Callable[..., Response]) -> Callable[..., Response]:
+        """``view`` behind ``verify``: a request the platform did not sign gets the signed 401, not the view."""
+
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Response:
+            problem = self.verify()
+            return problem if problem is not None else view(*args, **kwargs)
+
+        return checked
+
     def notification(self, url: str, payload: dict[str, Any], *, forged: bool, label: str) -> Delivery:
         body = json.dumps(payload, ensure_ascii=False).encode()
         target = urlsplit(url).path
@@ -108,10 +120,8 @@ class PortalBankProtocol:
         side = self.side
 
         @app.post(portal.PAYMENTS_PATH)
+        @side.signed
         def create() -> Response:
-            problem = side.verify()
-            if problem is not None:
-                return problem
             fault = sandbox.api_fault()
             if fault is not None:
                 return fault
@@ -132,10 +142,8 @@ class PortalBankProtocol:
                 "payment_url": f"{sandbox.base_url()}/sandbox/pay/{payment.reference}"}, 201 if created else 200)
 
         @app.get(f"{portal.PAYMENTS_PATH}/<reference>")
+        @side.signed
         def status(reference: str) -> Response:
-            problem = side.verify()
-            if problem is not None:
-                return problem
             payment = sandbox.book.get(reference)
             fault = sandbox.api_fault(payment, per_payment=True)
             if fault is not None:
@@ -150,10 +158,8 @@ class PortalBankProtocol:
                 "paid_at": final.at.isoformat() if final and final.status is Status.SUCCEEDED else None})
 
         @app.post(portal.REFUNDS_PATH)
+        @side.signed
         def refund() -> Response:
-            problem = side.verify()
-            if problem is not None:
-                return problem
             body = request.get_json(silent=True)
             if not isinstance(body, dict) or not isinstance(body.get("amount"), int) or not body.get("refund_id"):
                 return side.error(400, "INVALID_REQUEST", "refund_id, reference and an integer amount are required")
@@ -184,10 +190,8 @@ class PortalBankProtocol:
             return side.answer({"refund_id": body["refund_id"], "status": "ACCEPTED", "bank_refund_id": bank_refund_id})
 
         @app.get(f"{portal.SETTLEMENTS_PATH}/<day_text>")
+        @side.signed
         def settlement(day_text: str) -> Response:
-            problem = side.verify()
-            if problem is not None:
-                return problem
             day = parse_day(day_text)
             if day is None:
                 return side.error(400, "INVALID_REQUEST", "the day is YYYY-MM-DD")

@@ -16,7 +16,7 @@ from connectors_it import World, order, start_world
 from flask import Flask
 
 from payment_service.adapters.circuit_breaker import BreakerState
-from payment_service.adapters.connectors import portal_standard
+from payment_service.adapters.connectors import portal_standard, vietqr_transfer
 from payment_service.adapters.connectors.base import ConfigEntry
 from payment_service.adapters.connectors.momo import MomoConnector
 from payment_service.domain.connector import ConnectorError, ConnectorErrorKind
@@ -155,6 +155,22 @@ def test_the_portal_bank_sandbox_refuses_unsigned_forged_and_replayed_requests(w
                                               portal_standard.MemoryNonceStore())
     verifier.verify_response(401, headers[portal_standard.HEADER_NONCE], dict(replayed.headers), replayed.content,
                              now=datetime.now(UTC).timestamp())
+
+
+@pytest.mark.parametrize(("code", "method", "path"), [
+    ("mb", "POST", portal_standard.PAYMENTS_PATH),
+    ("mb", "GET", f"{portal_standard.PAYMENTS_PATH}/DVC0000000000"),
+    ("mb", "POST", portal_standard.REFUNDS_PATH),
+    ("mb", "GET", f"{portal_standard.SETTLEMENTS_PATH}/2026-03-02"),
+    ("vietqr", "GET", vietqr_transfer.CREDITS_PATH),
+    ("vietqr", "GET", f"{vietqr_transfer.STATEMENTS_PATH}/2026-03-02"),
+])
+def test_every_signed_route_of_the_bank_sandboxes_refuses_an_unsigned_request(world: World, code: str,
+                                                                             method: str, path: str):
+    answer = requests.request(method, f"{world.url(code)}{path}", data=b"{}", timeout=5,
+                              headers={"Content-Type": "application/json"})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (401, "BAD_SIGNATURE")
+    assert portal_standard.HEADER_SIGNATURE in answer.headers  # refused, and still signed by the bank
 
 
 def test_hmac_sandboxes_refuse_bad_signatures(world: World):
