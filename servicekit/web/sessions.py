@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
+
+
+def data_snapshot(data: dict[str, Any]) -> dict[str, str]:
+    """Each data key's value as canonical JSON: what a request loaded, to tell later which keys it changed."""
+    return {key: json.dumps(value, sort_keys=True) for key, value in data.items()}
+
+
+def changes_since(snapshot: dict[str, str], data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(keys changed or added, keys removed) in ``data`` against the ``snapshot`` taken when it was loaded."""
+    changed = {key: value for key, value in data.items() if snapshot.get(key) != json.dumps(value, sort_keys=True)}
+    return changed, [key for key in snapshot if key not in data]
 
 
 def new_secret() -> str:
@@ -46,6 +58,12 @@ class SessionStore(Protocol):
     def save(self, session: WebSession) -> None: ...
 
     def delete(self, session_id: str) -> None: ...
+
+    def merge(self, session: WebSession, changed: dict[str, Any], removed: Sequence[str]) -> None:
+        """Write only the data keys one request changed or removed into the stored session, so a request that
+        read the session earlier cannot undo what another one wrote meanwhile (refreshed tokens). A session that
+        is gone (logged out, expired) stays gone."""
+        ...
 
     def exclusive(self, session_id: str) -> AbstractContextManager[None]:
         """Held by one request of one session at a time, in every process sharing the store (token refresh)."""
@@ -105,6 +123,15 @@ class MemorySessionStore:
     def delete(self, session_id: str) -> None:
         with self._lock:
             self._sessions.pop(session_id, None)
+
+    def merge(self, session: WebSession, changed: dict[str, Any], removed: Sequence[str]) -> None:
+        with self._lock:
+            stored = self._sessions.get(session.session_id)
+            if stored is None:
+                return
+            data = {key: value for key, value in stored.data.items() if key not in removed}
+            self._sessions[session.session_id] = replace(stored, data={**data, **changed},
+                                                         last_seen=max(stored.last_seen, session.last_seen))
 
     def exclusive(self, session_id: str) -> AbstractContextManager[None]:
         return self._exclusive.exclusive(session_id)

@@ -21,7 +21,7 @@ from servicekit.logs import request_id_var
 from servicekit.web import formatting
 from servicekit.web.i18n import LANGUAGE_NAMES, LANGUAGES, Catalog, pick_language
 from servicekit.web.messages import VI as WEB_MESSAGES
-from servicekit.web.sessions import SessionStore, WebSession
+from servicekit.web.sessions import SessionStore, WebSession, changes_since, data_snapshot
 from servicekit.web.static_assets import STATIC_DIR, asset_versions
 
 log = logging.getLogger("dvc.web")
@@ -110,6 +110,8 @@ def current_session(*, create: bool = False) -> WebSession | None:
     if "web_session" not in g:
         session_id = request.cookies.get(session_cookie_name(), "")
         g.web_session = store.load(session_id) if session_id else None
+        if g.web_session is not None:
+            g.web_session_loaded = (g.web_session.session_id, data_snapshot(g.web_session.data))
     session: WebSession | None = g.web_session
     if session is None and create:
         session = WebSession.fresh(kit().clock())
@@ -157,7 +159,11 @@ def _write_session_cookie(response: Response) -> None:
     session: WebSession | None = g.get("web_session")
     name = session_cookie_name()
     if g.get("web_session_dirty") and session is not None:
-        store.save(session)
+        loaded_id, snapshot = g.get("web_session_loaded", ("", {}))
+        if loaded_id == session.session_id:
+            store.merge(session, *changes_since(snapshot, session.data))  # only what this request changed
+        else:
+            store.save(session)  # a new or rotated session: nothing stored to merge with
         # No Max-Age: the cookie ends with the browser; the store enforces idle and absolute lifetimes.
         response.set_cookie(name, session.session_id, path="/", secure=secure_request(), httponly=True,
                             samesite="Lax")

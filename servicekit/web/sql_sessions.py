@@ -6,8 +6,9 @@ import hashlib
 import itertools
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -81,6 +82,19 @@ class SqlSessionStore:
                 "data": json.dumps(session.data, separators=(",", ":"))})
             if next(self._saves) % self._prune_every == 0:
                 self._prune(connection)
+
+    def merge(self, session: WebSession, changed: dict[str, Any], removed: Sequence[str]) -> None:
+        key = _id_hash(session.session_id)
+        with self._engine.begin() as connection:
+            # Row-locked read-modify-write (SQLite, for local runs, serialises writers anyway).
+            row = connection.execute(sa.select(web_sessions.c.data).where(web_sessions.c.id_hash == key)
+                                     .with_for_update()).first()
+            if row is None:
+                return
+            data = {name: value for name, value in json.loads(row.data).items() if name not in removed}
+            connection.execute(sa.update(web_sessions).where(web_sessions.c.id_hash == key).values(
+                data=json.dumps({**data, **changed}, separators=(",", ":")),
+                last_seen=max(session.last_seen, self._clock())))
 
     def delete(self, session_id: str) -> None:
         with self._engine.begin() as connection:

@@ -13,7 +13,13 @@ from sqlalchemy.engine import Engine
 
 from servicekit.db import make_engine, run_migrations
 from servicekit.testing import fresh_postgres_url
-from servicekit.web.sessions import WebSession
+from servicekit.web.sessions import (
+    MemorySessionStore,
+    SessionStore,
+    WebSession,
+    changes_since,
+    data_snapshot,
+)
 from servicekit.web.sql_sessions import SqlSessionStore, metadata, web_sessions
 from wallet_service.bootstrap import SPEC as WALLET
 
@@ -203,3 +209,49 @@ def test_the_refresh_lock_holds_against_a_replica_in_another_process() -> None:
         release.set()
         replica.join(20)
         engine.dispose()
+
+
+@pytest.fixture(params=["memory", "sql"])
+def any_store(request: pytest.FixtureRequest, engine: Engine) -> tuple[SessionStore, Clock]:
+    """The same contract from the memory store and the SQL store (on each database of ``engine``)."""
+    clock = Clock()
+    if request.param == "memory":
+        return MemorySessionStore(clock=clock), clock
+    return SqlSessionStore(engine, clock=clock), clock
+
+
+def test_a_request_that_read_the_session_earlier_does_not_undo_a_token_refresh(any_store) -> None:
+    store, clock = any_store
+    session = _session(clock, user={"access_token": "old", "refresh_token": "r1"}, verified={})
+    store.save(session)
+    slow = store.load(session.session_id)  # request B: loaded before the refresh
+    assert slow is not None
+    loaded = data_snapshot(slow.data)
+    refreshing = store.load(session.session_id)  # request A refreshes the tokens and saves at once
+    assert refreshing is not None
+    refreshing.data["user"] = {"access_token": "new", "refresh_token": "r2"}
+    store.save(refreshing)
+    slow.data["verified"] = {"doc-1": ["VALID", clock()]}  # B changed only its cache...
+    slow.data.pop("pending", None)
+    store.merge(slow, *changes_since(loaded, slow.data))  # ...and writes only that
+    stored = store.load(session.session_id)
+    assert stored is not None
+    assert stored.data["user"] == {"access_token": "new", "refresh_token": "r2"}
+    assert stored.data["verified"] == {"doc-1": ["VALID", clock()]}
+
+
+def test_a_merge_removes_what_the_request_removed_and_never_revives_an_ended_session(any_store) -> None:
+    store, clock = any_store
+    session = _session(clock, login={"state": "s"}, keep="me")
+    store.save(session)
+    loaded = store.load(session.session_id)
+    assert loaded is not None
+    snapshot = data_snapshot(loaded.data)
+    del loaded.data["login"]
+    store.merge(loaded, *changes_since(snapshot, loaded.data))
+    stored = store.load(session.session_id)
+    assert stored is not None and stored.data == {"keep": "me"}
+    store.delete(session.session_id)  # logged out by another request meanwhile
+    loaded.data["late"] = True
+    store.merge(loaded, *changes_since(snapshot, loaded.data))
+    assert store.load(session.session_id) is None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from http.cookies import SimpleCookie
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from pages_fakes import CITIZEN_A, FakeIdentity, FakeWallet, csrf_of, log_in, wallet_app
@@ -140,6 +142,32 @@ def test_an_expiring_access_token_is_refreshed_once_and_a_refused_refresh_means_
     identity.refuse_refresh = True
     again = client.get("/wallet/")
     assert again.status_code == 303 and again.headers["Location"].startswith("/login")
+
+
+def test_a_page_that_caches_a_verification_keeps_tokens_another_request_refreshed_meanwhile(
+        wallet: FakeWallet, identity: FakeIdentity) -> None:
+    store = MemorySessionStore()
+    client = wallet_app(wallet, identity, sessions=store).test_client()
+    log_in(client, CITIZEN_A)
+    wallet.add_document(CITIZEN_A, "Giấy khai sinh")
+    cookie = client.get_cookie("dvc_session")
+    assert cookie is not None
+    refreshed = {"subject": CITIZEN_A, "name": "A", "level": 2, "access_token": f"access-{CITIZEN_A}-other",
+                 "access_expires_at": time.time() + 900, "refresh_token": "refresh-from-another-replica"}
+    verify = wallet.verify_document
+
+    def verify_while_another_request_refreshes(token: str, document_id: str) -> Any:
+        elsewhere = store.load(cookie.value)  # another request (or replica) refreshes the tokens now
+        assert elsewhere is not None
+        elsewhere.data["user"] = refreshed
+        store.save(elsewhere)
+        return verify(token, document_id)
+
+    wallet.verify_document = verify_while_another_request_refreshes  # type: ignore[method-assign]
+    assert client.get("/wallet/").status_code == 200  # caches the verification in the session
+    stored = store.load(cookie.value)
+    assert stored is not None and stored.data["verified"]  # this request's change was written...
+    assert stored.data["user"] == refreshed                 # ...and the other one's was not undone
 
 
 def test_pages_say_no_store_and_forbid_framing_and_sniffing(wallet: FakeWallet, identity: FakeIdentity) -> None:
