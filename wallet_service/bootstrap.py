@@ -120,9 +120,13 @@ def dev_issuer_keys() -> dict[str, DevIssuerKey]:
             for code, kind, algorithm in DEV_ISSUERS}
 
 
+def is_production(settings: WalletSettings) -> bool:
+    return settings.environment.strip().lower() == "production"
+
+
 def _seeds_dev_keys(settings: WalletSettings) -> bool:
     choice = settings.dev_issuer_keys.strip().lower()
-    production = settings.environment.strip().lower() == "production"
+    production = is_production(settings)
     if choice not in ("auto", "true", "false"):
         raise StartupError(env_name(PREFIX, "dev_issuer_keys"), f"expected auto, true or false, got {choice!r}")
     if choice == "true" and production:
@@ -242,7 +246,8 @@ def build(settings: WalletSettings, platform: PlatformSettings, engine: Engine, 
             raise ConnectionError("database unreachable") from exc
 
     app = create_app({"database": database_ready, "object_storage": storage.check})
-    pages = mount_wallet_pages(app, settings, engine)  # the citizen's pages, over this service's own gRPC API
+    # The citizen's pages, over this service's own gRPC API.
+    pages = mount_wallet_pages(app, settings, engine, production=is_production(settings))
     sweeper = OrphanSweeper(handlers, settings.orphan_sweep_seconds, settings.orphan_grace_seconds)
     return Components(registrations=[wallet_registration(handlers)], http_app=app, workers=[sweeper],
                       public_methods=PUBLIC_METHODS, on_stop=[pages.close] if pages else [])

@@ -20,6 +20,10 @@ class WebSettings:
                                              "plain http on a loopback address")
     web_session_idle_seconds: int = setting(1800, "a web session ends after this long without a request")
     web_session_max_seconds: int = setting(12 * 3600, "a web session ends this long after login, whatever happens")
+    web_session_keys: str = setting("", "comma-separated Fernet keys (URL-safe base64 of 32 bytes) that encrypt "
+                                        "web session data at rest, newest first (older ones still read during a "
+                                        "rotation); empty uses a public development key, refused in production",
+                                    secret=True)
     web_identity_target: str = setting("127.0.0.1:7051", "identity gRPC address the pages log people in through")
     web_login_provider: str = setting("vneid", "identity provider id citizens log in with")
     web_grpc_target: str = setting("", "gRPC address of this service that the pages call; empty means this "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import json
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -21,7 +23,8 @@ _LOCK_NAMESPACE = 0x57E5  # "web sessions", for pg_advisory_xact_lock(namespace,
 # Shared by every store of the process: waiters of one process queue here, not on database connections.
 _PROCESS_LOCKS = StripedLocks()
 
-# Keyed by the SHA-256 of the session id: whoever reads the table holds no cookie that logs anyone in.
+# Keyed by the SHA-256 of the session id, data sealed (SessionCipher): whoever reads the table holds neither a
+# cookie that logs anyone in nor anyone's tokens.
 web_sessions = sa.Table(
     "web_sessions", metadata,
     sa.Column("id_hash", sa.String(64), primary_key=True),
@@ -30,6 +33,40 @@ web_sessions = sa.Table(
     sa.Column("last_seen", sa.Float, nullable=False, index=True),
     sa.Column("data", sa.Text, nullable=False),
 )
+
+
+# Public on purpose (like the dev issuer keys): sessions of `make run` and tests need no configuration.
+DEVELOPMENT_KEY = base64.urlsafe_b64encode(hashlib.sha256(b"dvc development web sessions").digest()).decode()
+
+
+class SessionCipher:
+    """Session data encrypted and authenticated at rest (Fernet), so the table leaks no tokens; several keys
+    let a rotation roll out: the first encrypts, all of them decrypt."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise ValueError("at least one key")
+        self._fernet = MultiFernet([Fernet(key.strip().encode()) for key in keys])
+
+    @classmethod
+    def from_setting(cls, value: str) -> SessionCipher:
+        """From the comma-separated setting; ValueError says what is wrong with it."""
+        keys = [key for key in value.split(",") if key.strip()] or [DEVELOPMENT_KEY]
+        try:
+            return cls(keys)
+        except (ValueError, TypeError) as exc:
+            raise ValueError("each key must be URL-safe base64 of 32 bytes (Fernet.generate_key())") from exc
+
+    def seal(self, data: dict[str, Any]) -> str:
+        return self._fernet.encrypt(json.dumps(data, separators=(",", ":")).encode()).decode("ascii")
+
+    def open(self, sealed: str) -> dict[str, Any] | None:
+        """The data, or None when no configured key opens it (a retired key, or tampering)."""
+        try:
+            data = json.loads(self._fernet.decrypt(sealed.encode("ascii")))
+        except (InvalidToken, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
 
 def _id_hash(session_id: str) -> str:
@@ -41,9 +78,11 @@ class SqlSessionStore:
     refreshes ``last_seen`` only when it is more than ``touch_seconds`` old, so browsing costs a write a
     minute, not one per request; expired rows are deleted every ``prune_every`` saves."""
 
-    def __init__(self, engine: Engine, *, idle_seconds: float = 1800, max_seconds: float = 12 * 3600,
-                 touch_seconds: float = 60, prune_every: int = 500, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engine: Engine, *, cipher: SessionCipher | None = None, idle_seconds: float = 1800,
+                 max_seconds: float = 12 * 3600, touch_seconds: float = 60, prune_every: int = 500,
+                 clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
+        self._cipher = cipher or SessionCipher([DEVELOPMENT_KEY])
         self._idle = idle_seconds
         self._max = max_seconds
         self._touch = touch_seconds
@@ -66,20 +105,24 @@ class SqlSessionStore:
             if now - row.last_seen > self._idle or now - row.created_at > self._max:
                 connection.execute(sa.delete(web_sessions).where(web_sessions.c.id_hash == key))
                 return None
+            data = self._cipher.open(row.data)
+            if data is None:  # sealed with a key no longer configured: the person logs in again
+                connection.execute(sa.delete(web_sessions).where(web_sessions.c.id_hash == key))
+                return None
             last_seen = row.last_seen
             if now - last_seen > self._touch:
                 last_seen = now
                 connection.execute(sa.update(web_sessions).where(web_sessions.c.id_hash == key)
                                    .values(last_seen=now))
         return WebSession(session_id=session_id, csrf_token=row.csrf_token, created_at=row.created_at,
-                          last_seen=last_seen, data=json.loads(row.data))
+                          last_seen=last_seen, data=data)
 
     def save(self, session: WebSession) -> None:
         with self._engine.begin() as connection:
             connection.execute(self._upsert, {
                 "id_hash": _id_hash(session.session_id), "csrf_token": session.csrf_token,
                 "created_at": session.created_at, "last_seen": max(session.last_seen, self._clock()),
-                "data": json.dumps(session.data, separators=(",", ":"))})
+                "data": self._cipher.seal(session.data)})
             if next(self._saves) % self._prune_every == 0:
                 self._prune(connection)
 
@@ -91,9 +134,12 @@ class SqlSessionStore:
                                      .with_for_update()).first()
             if row is None:
                 return
-            data = {name: value for name, value in json.loads(row.data).items() if name not in removed}
+            stored = self._cipher.open(row.data)
+            if stored is None:
+                return
+            data = {name: value for name, value in stored.items() if name not in removed}
             connection.execute(sa.update(web_sessions).where(web_sessions.c.id_hash == key).values(
-                data=json.dumps({**data, **changed}, separators=(",", ":")),
+                data=self._cipher.seal({**data, **changed}),
                 last_seen=max(session.last_seen, self._clock())))
 
     def delete(self, session_id: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from sqlalchemy.engine import Engine
 
 from servicekit.db import make_engine, run_migrations
@@ -20,7 +21,7 @@ from servicekit.web.sessions import (
     changes_since,
     data_snapshot,
 )
-from servicekit.web.sql_sessions import SqlSessionStore, metadata, web_sessions
+from servicekit.web.sql_sessions import SessionCipher, SqlSessionStore, metadata, web_sessions
 from wallet_service.bootstrap import SPEC as WALLET
 
 
@@ -61,14 +62,40 @@ def test_a_session_saved_by_one_replica_is_loaded_and_ended_by_another(engine: E
     assert first.load(session.session_id) is None
 
 
-def test_the_table_holds_no_usable_session_id(engine: Engine) -> None:
+def test_the_table_holds_no_usable_session_id_and_no_token(engine: Engine) -> None:
     clock = Clock()
-    store = SqlSessionStore(engine, clock=clock)
-    session = _session(clock)
+    store = SqlSessionStore(engine, cipher=SessionCipher([Fernet.generate_key().decode()]), clock=clock)
+    session = _session(clock, user={"access_token": "eyJ-access-secret", "refresh_token": "refresh-secret"})
     store.save(session)
     with engine.connect() as connection:
-        rows = [tuple(row) for row in connection.execute(sa.select(web_sessions))]
-    assert len(rows) == 1 and not any(session.session_id in str(value) for value in rows[0])
+        row = tuple(connection.execute(sa.select(web_sessions)).one())
+    assert not any(secret in str(value) for value in row
+                   for secret in (session.session_id, "eyJ-access-secret", "refresh-secret"))
+    loaded = store.load(session.session_id)
+    assert loaded is not None and loaded.data == session.data
+
+
+def test_a_key_rotation_keeps_sessions_and_a_retired_key_ends_them(engine: Engine) -> None:
+    clock = Clock()
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    before = SqlSessionStore(engine, cipher=SessionCipher.from_setting(old), clock=clock)
+    during = SqlSessionStore(engine, cipher=SessionCipher.from_setting(f"{new}, {old}"), clock=clock)
+    after = SqlSessionStore(engine, cipher=SessionCipher.from_setting(new), clock=clock)
+    kept, idle = _session(clock, user={"subject": "kept"}), _session(clock, user={"subject": "idle"})
+    before.save(kept)
+    before.save(idle)
+    reopened = during.load(kept.session_id)  # the new key list still opens what the old key sealed
+    assert reopened is not None and reopened.data == kept.data
+    during.save(reopened)  # and seals it again with the new key
+    assert after.load(kept.session_id) is not None
+    assert after.load(idle.session_id) is None  # sealed only with the retired key: ended, not an error
+    assert during.load(idle.session_id) is None  # and its row is gone
+
+
+def test_session_keys_must_be_fernet_keys() -> None:
+    with pytest.raises(ValueError, match="URL-safe base64 of 32 bytes"):
+        SessionCipher.from_setting("not-a-key")
+    assert SessionCipher.from_setting("").open(SessionCipher.from_setting(" ").seal({"a": 1})) == {"a": 1}
 
 
 def test_idle_sessions_end_and_activity_keeps_one_alive_with_a_write_a_minute(engine: Engine) -> None:

@@ -7,9 +7,15 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import pytest
+from cryptography.fernet import Fernet
 from pages_fakes import CITIZEN_A, FakeIdentity, FakeWallet, csrf_of, log_in, wallet_app
 
+from servicekit.settings import StartupError
 from servicekit.web.sessions import MemorySessionStore
+from servicekit.web.settings import WebSettings
+from servicekit.web.sql_sessions import SessionCipher
+from wallet_service.entrypoints.pages import session_cipher
 
 
 def set_cookies(response: object) -> dict[str, SimpleCookie]:
@@ -180,3 +186,15 @@ def test_pages_say_no_store_and_forbid_framing_and_sniffing(wallet: FakeWallet, 
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert page.headers["Referrer-Policy"] == "same-origin"
     assert "<script>" not in page.get_data(as_text=True)   # no inline script for the policy to allow
+
+
+def test_production_refuses_the_public_session_key_and_a_malformed_key_names_the_setting() -> None:
+    with pytest.raises(StartupError) as missing:
+        session_cipher(WebSettings(), production=True)
+    assert "WALLET_WEB_SESSION_KEYS" in str(missing.value)
+    with pytest.raises(StartupError) as malformed:
+        session_cipher(WebSettings(web_session_keys="CHANGE-ME"), production=False)
+    assert "WALLET_WEB_SESSION_KEYS" in str(malformed.value) and "32 bytes" in str(malformed.value)
+    key = Fernet.generate_key().decode()
+    assert session_cipher(WebSettings(web_session_keys=key), production=True).open(
+        SessionCipher.from_setting(key).seal({"user": "x"})) == {"user": "x"}

@@ -16,7 +16,7 @@ from servicekit.web import site
 from servicekit.web.login import GrpcIdentity, IdentityPort, LoginSettings, login_blueprint
 from servicekit.web.sessions import SessionStore
 from servicekit.web.settings import COOKIE_SECURE_CHOICES, WebSettings
-from servicekit.web.sql_sessions import SqlSessionStore
+from servicekit.web.sql_sessions import SessionCipher, SqlSessionStore
 from wallet_service.entrypoints.pages.client import GrpcWallet, WalletPort
 from wallet_service.entrypoints.pages.messages import VI
 from wallet_service.entrypoints.pages.views import wallet_blueprint
@@ -59,7 +59,20 @@ def wallet_target(settings: Any) -> str:
     return ""
 
 
-def mount_wallet_pages(app: Flask, settings: WebSettings, engine: Engine) -> MountedPages | None:
+def session_cipher(settings: WebSettings, production: bool) -> SessionCipher:
+    """The key(s) sealing web sessions; production must name its own, never the public development key."""
+    name = env_name(PREFIX, "web_session_keys")
+    if production and not settings.web_session_keys.strip():
+        raise StartupError(name, "production needs its own session keys (Fernet.generate_key()); the development "
+                                 "key is public")
+    try:
+        return SessionCipher.from_setting(settings.web_session_keys)
+    except ValueError as exc:
+        raise StartupError(name, str(exc)) from None
+
+
+def mount_wallet_pages(app: Flask, settings: WebSettings, engine: Engine, *,
+                       production: bool = False) -> MountedPages | None:
     """Mount the pages from the service's settings; without a known wallet address (gRPC port 0 and no
     web_grpc_target, as in tests of the API alone) the edge serves no pages and says so once."""
     if settings.web_cookie_secure not in COOKIE_SECURE_CHOICES:
@@ -73,7 +86,8 @@ def mount_wallet_pages(app: Flask, settings: WebSettings, engine: Engine) -> Mou
     wallet = GrpcWallet(target, timeout_seconds=settings.web_rpc_timeout_seconds)
     identity = GrpcIdentity(settings.web_identity_target, timeout_seconds=settings.web_rpc_timeout_seconds)
     # In the wallet's database: the edge runs as several replicas, and a browser may reach any of them.
-    sessions = SqlSessionStore(engine, idle_seconds=settings.web_session_idle_seconds,
+    sessions = SqlSessionStore(engine, cipher=session_cipher(settings, production),
+                               idle_seconds=settings.web_session_idle_seconds,
                                max_seconds=settings.web_session_max_seconds)
     install(app, wallet, identity, sessions=sessions, cookie_secure=settings.web_cookie_secure,
             provider=settings.web_login_provider, public_url=settings.web_public_url)
