@@ -14,6 +14,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from servicekit.parent_watch import terminate_with_parent
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data" / "run"
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -198,6 +200,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_terminate)
     # Explicitly: a shell that starts us in the background hands SIGINT over as ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A SIGTERM sent to make alone (a supervisor, `timeout make run`) kills make but not us: stop with it.
+    terminate_with_parent()
     try:
         start_all(managed)
         wait_until_serving(managed, started)
