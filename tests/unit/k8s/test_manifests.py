@@ -36,9 +36,9 @@ class Ports(NamedTuple):
 
 # The service table of the deployment brief (issue 7).
 SERVICES = {
-    "identity": Ports(grpc=50051, http=8081, metrics=9461, prefix="IDENTITY"),
-    "payment": Ports(grpc=50052, http=8082, metrics=9462, prefix="PAYMENT"),
-    "wallet": Ports(grpc=50053, http=8083, metrics=9463, prefix="WALLET"),
+    "identity": Ports(grpc=7051, http=8081, metrics=9461, prefix="IDENTITY"),
+    "payment": Ports(grpc=7052, http=8082, metrics=9462, prefix="PAYMENT"),
+    "wallet": Ports(grpc=7053, http=8083, metrics=9463, prefix="WALLET"),
 }
 SLO_METRICS = ("dvc_grpc_server_handling_seconds", "dvc_grpc_server_handled_total", "dvc_payment_callback_lag_seconds",
                "dvc_payment_events_dead_lettered_total", "dvc_connector_circuit_open",
@@ -366,10 +366,10 @@ def test_the_real_flows_of_the_brief_are_allowed(overlay: str) -> None:
             if not role.endswith("migrate"):
                 assert allowed(overlay, PROMETHEUS, pod(overlay, role), spec.metrics), f"scrape {role}"
     for role in roles(overlay, "payment"):
-        assert allowed(overlay, pod(overlay, role), pod(overlay, "wallet-grpc"), 50053)
+        assert allowed(overlay, pod(overlay, role), pod(overlay, "wallet-grpc"), 7053)
         assert allowed(overlay, pod(overlay, role), pod(overlay, "identity-http"), 8081)
         # Not in the brief's list, but PAYMENT_IDENTITY_ADDR is identity's gRPC server (payment's own token).
-        assert allowed(overlay, pod(overlay, role), pod(overlay, "identity-grpc"), 50051)
+        assert allowed(overlay, pod(overlay, role), pod(overlay, "identity-grpc"), 7051)
     for role in ("wallet-grpc", "wallet-http"):
         assert allowed(overlay, pod(overlay, role), pod(overlay, "identity-http"), 8081)
         assert allowed(overlay, pod(overlay, role), pod(overlay, "seaweedfs"), 8333)
@@ -389,8 +389,8 @@ def test_flows_outside_the_brief_are_denied(overlay: str) -> None:
     assert not allowed(overlay, pod(overlay, "payment-grpc"), BANK, 443), "only the worker calls banks"
     assert not allowed(overlay, pod(overlay, "payment-worker"), CLUSTER_INTERNAL, 443)
     assert not allowed(overlay, pod(overlay, "wallet-grpc"), BANK, 443)
-    assert not allowed(overlay, pod(overlay, "wallet-grpc"), pod(overlay, "payment-grpc"), 50052)
-    assert not allowed(overlay, pod(overlay, "identity-grpc"), pod(overlay, "wallet-grpc"), 50053)
+    assert not allowed(overlay, pod(overlay, "wallet-grpc"), pod(overlay, "payment-grpc"), 7052)
+    assert not allowed(overlay, pod(overlay, "identity-grpc"), pod(overlay, "wallet-grpc"), 7053)
     assert not allowed(overlay, pod(overlay, "payment-grpc"), pod(overlay, "seaweedfs"), 8333)
     assert not allowed(overlay, pod(overlay, "identity-http"), pod(overlay, "payment-http"), 8082)
 
