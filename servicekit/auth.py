@@ -266,7 +266,7 @@ class TokenVerifier:
             self._memo.clear()
             self._memo_keys_version = version
             return None
-        return self._memo.get(token, self._audience)
+        return self._memo.get(token)
 
     def _verify_in_full(self, token: str) -> Principal:
         header = _unverified_header(token)

@@ -23,16 +23,14 @@ class VerifiedTokens:
         self._entries: dict[str, Principal] = {}
         self._lock = threading.Lock()
 
-    def get(self, token: str, audience: str | None) -> Principal | None:
-        """The memoised principal, or None when unknown, for another audience, or past its expiry (the caller then
-        verifies in full, which gives the precise refusal)."""
+    def get(self, token: str) -> Principal | None:
+        """The memoised principal, or None when unknown or past its expiry (the caller then verifies in full,
+        which gives the precise refusal). A memo belongs to one verifier, so to one audience."""
         principal = self._entries.get(token)
         if principal is None:
             return None
         if self._clock() > principal.expires_at + self._leeway:
             self._entries.pop(token, None)
-            return None
-        if audience is not None and principal.claims.get("aud") != audience:
             return None
         return principal
 

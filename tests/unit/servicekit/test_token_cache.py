@@ -1,4 +1,4 @@
-"""The memo of verified tokens never outlives a token's expiry, never crosses audiences, and stays bounded."""
+"""The memo of verified tokens never outlives a token's expiry and stays bounded."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ class Clock:
         return self.now
 
 
-def principal(expires_at: int, audience: str = "dvc-payments") -> Principal:
+def principal(expires_at: int) -> Principal:
     return Principal(subject="hcm-dossier-system", kind="client", token_id="j", expires_at=expires_at,
-                     claims={"aud": audience})
+                     claims={"aud": "dvc-payments"})
 
 
 def test_a_hit_within_lifetime_and_leeway() -> None:
     clock = Clock()
     memo = VerifiedTokens(leeway_seconds=30, clock=clock)
     memo.put("t", principal(1_100))
-    assert memo.get("t", "dvc-payments") is not None
+    assert memo.get("t") is not None
     clock.now = 1_130
-    assert memo.get("t", None) is not None
+    assert memo.get("t") is not None
 
 
 def test_an_expired_token_is_forgotten_so_full_verification_refuses_it() -> None:
@@ -33,18 +33,12 @@ def test_an_expired_token_is_forgotten_so_full_verification_refuses_it() -> None
     memo = VerifiedTokens(leeway_seconds=30, clock=clock)
     memo.put("t", principal(1_100))
     clock.now = 1_131
-    assert memo.get("t", "dvc-payments") is None
+    assert memo.get("t") is None
     assert len(memo) == 0
-
-
-def test_a_token_for_one_audience_is_not_served_for_another() -> None:
-    memo = VerifiedTokens(clock=Clock())
-    memo.put("t", principal(2_000, "dvc-payments"))
-    assert memo.get("t", "dvc-identity") is None
 
 
 def test_the_oldest_entries_make_room() -> None:
     memo = VerifiedTokens(size=2, clock=Clock())
     for name in ("a", "b", "c"):
         memo.put(name, principal(2_000))
-    assert memo.get("a", None) is None and memo.get("c", None) is not None and len(memo) == 2
+    assert memo.get("a") is None and memo.get("c") is not None and len(memo) == 2

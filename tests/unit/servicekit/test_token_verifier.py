@@ -184,3 +184,12 @@ def test_a_remembered_token_dies_with_its_withdrawn_signing_key(issuer):
     published = LocalTokenIssuer().jwks()  # the platform rotated away from the key that signed the token
     assert reason_of(verifier, token) == "UNKNOWN_KID"
 
+
+
+def test_a_token_remembered_for_one_audience_is_still_refused_for_another(issuer):
+    keys = auth.JwksCache(issuer.jwks)
+    ours = auth.TokenVerifier(keys, issuer=issuer.issuer, audience=AUDIENCE)
+    theirs = auth.TokenVerifier(keys, issuer=issuer.issuer, audience="dvc-identity")
+    token = issuer.mint("001099012345", audience=AUDIENCE)
+    assert ours.verify(token).subject == "001099012345"  # now in ours' memo
+    assert reason_of(theirs, token) == "WRONG_AUDIENCE"
