@@ -21,8 +21,14 @@ def data_snapshot(data: dict[str, Any]) -> dict[str, str]:
 
 def changes_since(snapshot: dict[str, str], data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """(keys changed or added, keys removed) in ``data`` against the ``snapshot`` taken when it was loaded."""
-    changed = {key: value for key, value in data.items() if snapshot.get(key) != json.dumps(value, sort_keys=True)}
+    current = data_snapshot(data)
+    changed = {key: data[key] for key, text in current.items() if snapshot.get(key) != text}
     return changed, [key for key in snapshot if key not in data]
+
+
+def merged(stored: dict[str, Any], changed: dict[str, Any], removed: Sequence[str]) -> dict[str, Any]:
+    """``stored`` with one request's changes applied: what every store's ``merge`` writes back."""
+    return {**{key: value for key, value in stored.items() if key not in removed}, **changed}
 
 
 def new_secret() -> str:
@@ -129,8 +135,7 @@ class MemorySessionStore:
             stored = self._sessions.get(session.session_id)
             if stored is None:
                 return
-            data = {key: value for key, value in stored.data.items() if key not in removed}
-            self._sessions[session.session_id] = replace(stored, data={**data, **changed},
+            self._sessions[session.session_id] = replace(stored, data=merged(stored.data, changed, removed),
                                                          last_seen=max(stored.last_seen, session.last_seen))
 
     def exclusive(self, session_id: str) -> AbstractContextManager[None]:

@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from servicekit.web.sessions import StripedLocks, WebSession
+from servicekit.web.sessions import StripedLocks, WebSession, merged
 
 metadata = sa.MetaData()
 _LOCK_NAMESPACE = 0x57E5  # "web sessions", for pg_advisory_xact_lock(namespace, key)
@@ -82,7 +82,7 @@ class SqlSessionStore:
                  max_seconds: float = 12 * 3600, touch_seconds: float = 60, prune_every: int = 500,
                  clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
-        self._cipher = cipher or SessionCipher([DEVELOPMENT_KEY])
+        self._cipher = cipher or SessionCipher.from_setting("")
         self._idle = idle_seconds
         self._max = max_seconds
         self._touch = touch_seconds
@@ -102,11 +102,10 @@ class SqlSessionStore:
             row = connection.execute(sa.select(web_sessions).where(web_sessions.c.id_hash == key)).first()
             if row is None:
                 return None
-            if now - row.last_seen > self._idle or now - row.created_at > self._max:
-                connection.execute(sa.delete(web_sessions).where(web_sessions.c.id_hash == key))
-                return None
-            data = self._cipher.open(row.data)
-            if data is None:  # sealed with a key no longer configured: the person logs in again
+            expired = now - row.last_seen > self._idle or now - row.created_at > self._max
+            # A session sealed with a key no longer configured ends like an expired one: the person logs in again.
+            data = None if expired else self._cipher.open(row.data)
+            if data is None:
                 connection.execute(sa.delete(web_sessions).where(web_sessions.c.id_hash == key))
                 return None
             last_seen = row.last_seen
@@ -137,9 +136,8 @@ class SqlSessionStore:
             stored = self._cipher.open(row.data)
             if stored is None:
                 return
-            data = {name: value for name, value in stored.items() if name not in removed}
             connection.execute(sa.update(web_sessions).where(web_sessions.c.id_hash == key).values(
-                data=self._cipher.seal({**data, **changed}),
+                data=self._cipher.seal(merged(stored, changed, removed)),
                 last_seen=max(session.last_seen, self._clock())))
 
     def delete(self, session_id: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,14 +35,20 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
-    """PostgreSQL as deployed, and SQLite as `make run` uses it."""
-    url = fresh_postgres_url("websessions") if request.param == "postgresql" else f"sqlite:///{tmp_path}/web.db"
+@contextmanager
+def _database(kind: str, tmp_path: Path) -> Iterator[Engine]:
+    url = fresh_postgres_url("websessions") if kind == "postgresql" else f"sqlite:///{tmp_path}/web.db"
     made = make_engine(url)
     metadata.create_all(made)
     yield made
     made.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """PostgreSQL as deployed, and SQLite as `make run` uses it."""
+    with _database(request.param, tmp_path) as made:
+        yield made
 
 
 def _session(clock: Clock, **data: object) -> WebSession:
@@ -164,7 +172,7 @@ def test_the_wallet_migrations_create_the_table_the_store_uses() -> None:
     assert loaded is not None and loaded.data == session.data
 
 
-def test_one_request_per_session_holds_the_refresh_lock_across_replicas(engine: Engine) -> None:
+def test_the_refresh_lock_holds_one_session_and_lets_other_sessions_through(engine: Engine) -> None:
     clock = Clock()
     first, second = SqlSessionStore(engine, clock=clock), SqlSessionStore(engine, clock=clock)
     session, other = _session(clock), _session(clock)
@@ -238,13 +246,15 @@ def test_the_refresh_lock_holds_against_a_replica_in_another_process() -> None:
         engine.dispose()
 
 
-@pytest.fixture(params=["memory", "sql"])
-def any_store(request: pytest.FixtureRequest, engine: Engine) -> tuple[SessionStore, Clock]:
-    """The same contract from the memory store and the SQL store (on each database of ``engine``)."""
+@pytest.fixture(params=["memory", "postgresql", "sqlite"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SessionStore, Clock]]:
+    """The same contract from the memory store and the SQL store on each database."""
     clock = Clock()
     if request.param == "memory":
-        return MemorySessionStore(clock=clock), clock
-    return SqlSessionStore(engine, clock=clock), clock
+        yield MemorySessionStore(clock=clock), clock
+        return
+    with _database(request.param, tmp_path) as made:
+        yield SqlSessionStore(made, clock=clock), clock
 
 
 def test_a_request_that_read_the_session_earlier_does_not_undo_a_token_refresh(any_store) -> None:
