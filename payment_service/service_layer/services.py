@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import re
@@ -809,11 +810,10 @@ class PaymentServices:
                 raise FailedPrecondition(f"review item {item_id!r} was already resolved by {item.resolved_by}: "
                                          f"{item.resolution}", reason="REVIEW_ITEM_RESOLVED",
                                          metadata={"resolved_by": item.resolved_by})
-            uow.reviews.resolve(item_id, self.clock.now(), caller.subject, resolution)
+            now = self.clock.now()
+            uow.reviews.resolve(item_id, now, caller.subject, resolution)
             uow.commit()
-            resolved = uow.reviews.get(item_id)
-        assert resolved is not None
-        return resolved
+        return dataclasses.replace(item, resolved_at=now, resolved_by=caller.subject, resolution=resolution)
 
     def connector_health(self) -> list[ConnectorHealthView]:
         """Each configured connector's static facts, whether its circuit lets calls through, and the breaker's
