@@ -67,6 +67,10 @@ class WalletSettings(WebSettings, ServiceSettings):
     orphan_grace_seconds: float = setting(900.0, "age before an unreferenced object counts as an orphan "
                                                  "(younger ones may belong to an upload in flight)")
 
+    @property
+    def production(self) -> bool:
+        return self.environment.strip().lower() == "production"
+
 
 # --- dev issuer keys -------------------------------------------------------------------------------------------
 
@@ -120,13 +124,9 @@ def dev_issuer_keys() -> dict[str, DevIssuerKey]:
             for code, kind, algorithm in DEV_ISSUERS}
 
 
-def is_production(settings: WalletSettings) -> bool:
-    return settings.environment.strip().lower() == "production"
-
-
 def _seeds_dev_keys(settings: WalletSettings) -> bool:
     choice = settings.dev_issuer_keys.strip().lower()
-    production = is_production(settings)
+    production = settings.production
     if choice not in ("auto", "true", "false"):
         raise StartupError(env_name(PREFIX, "dev_issuer_keys"), f"expected auto, true or false, got {choice!r}")
     if choice == "true" and production:
@@ -247,7 +247,7 @@ def build(settings: WalletSettings, platform: PlatformSettings, engine: Engine, 
 
     app = create_app({"database": database_ready, "object_storage": storage.check})
     # The citizen's pages, over this service's own gRPC API.
-    pages = mount_wallet_pages(app, settings, engine, production=is_production(settings))
+    pages = mount_wallet_pages(app, settings, engine, production=settings.production)
     sweeper = OrphanSweeper(handlers, settings.orphan_sweep_seconds, settings.orphan_grace_seconds)
     return Components(registrations=[wallet_registration(handlers)], http_app=app, workers=[sweeper],
                       public_methods=PUBLIC_METHODS, on_stop=[pages.close] if pages else [])
