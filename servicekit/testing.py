@@ -17,6 +17,16 @@ from servicekit.db import create_postgres_database
 TEST_ISSUER = "https://identity.test.dvc.local"
 
 
+class ManualClock:
+    """A clock (seconds, like time.time or time.monotonic) that moves only when a test sets ``now``."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class LocalTokenIssuer:
     """Mints platform-shaped access tokens with its own ES256 key and verifies them like a service would,
     so payment and wallet tests need no running identity service."""

@@ -12,19 +12,12 @@ from identity_service.adapters.keyring import RETIRED_KEY_OVERLAP, Keyring
 from identity_service.adapters.repositories import SigningKeyRepository
 from identity_service.bootstrap import SPEC
 from servicekit.db import make_engine, run_migrations, session_factory
+from servicekit.testing import ManualClock
 
 KEK = KeyEncryptor("keyring-test-key-encryption-key-0123456789")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def ring(tmp_path: Path, clock: Clock) -> tuple[Keyring, Any, list[int]]:
+def ring(tmp_path: Path, clock: ManualClock) -> tuple[Keyring, Any, list[int]]:
     engine = make_engine(f"sqlite:///{tmp_path / 'keys.sqlite3'}")
     run_migrations(engine, SPEC.migrations_dir, SPEC.version_table)
     sessions = session_factory(engine)
@@ -38,7 +31,7 @@ def ring(tmp_path: Path, clock: Clock) -> tuple[Keyring, Any, list[int]]:
 
 
 def test_made_up_kids_cost_one_reload_per_interval(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock()
     keyring, _, opened = ring(tmp_path, clock)
     keyring.ensure_signing_key()
     keyring.public_key(keyring.signing_key()[0])
@@ -51,7 +44,7 @@ def test_made_up_kids_cost_one_reload_per_interval(tmp_path: Path) -> None:
 
 
 def test_a_key_added_by_another_replica_verifies_at_once(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock()
     mine, sessions, _ = ring(tmp_path, clock)
     mine.ensure_signing_key()
     other = Keyring(sessions, KEK, clock=clock)
@@ -62,7 +55,7 @@ def test_a_key_added_by_another_replica_verifies_at_once(tmp_path: Path) -> None
 
 
 def test_rotation_keeps_the_old_key_published_until_its_tokens_expire(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock()
     keyring, sessions, _ = ring(tmp_path, clock)
     keyring.ensure_signing_key()
     old_kid, _ = keyring.signing_key()
@@ -80,7 +73,7 @@ def test_rotation_keeps_the_old_key_published_until_its_tokens_expire(tmp_path: 
 
 
 def test_private_keys_are_stored_encrypted(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = ManualClock()
     keyring, sessions, _ = ring(tmp_path, clock)
     keyring.ensure_signing_key()
     with sessions() as session:

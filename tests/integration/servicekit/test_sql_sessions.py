@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy.engine import Engine
 
 from servicekit.db import make_engine, run_migrations
-from servicekit.testing import fresh_postgres_url
+from servicekit.testing import ManualClock, fresh_postgres_url
 from servicekit.web.sessions import (
     MemorySessionStore,
     SessionStore,
@@ -25,14 +25,6 @@ from servicekit.web.sessions import (
 )
 from servicekit.web.sql_sessions import SessionCipher, SqlSessionStore, metadata, web_sessions
 from wallet_service.bootstrap import SPEC as WALLET
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @contextmanager
@@ -51,14 +43,14 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield made
 
 
-def _session(clock: Clock, **data: object) -> WebSession:
+def _session(clock: ManualClock, **data: object) -> WebSession:
     session = WebSession.fresh(clock())
     session.data.update(data)
     return session
 
 
 def test_a_session_saved_by_one_replica_is_loaded_and_ended_by_another(engine: Engine) -> None:
-    clock = Clock()
+    clock = ManualClock()
     first, second = SqlSessionStore(engine, clock=clock), SqlSessionStore(engine, clock=clock)
     session = _session(clock, user={"subject": "001099012345", "access_expires_at": 1_800_000_300.5})
     first.save(session)
@@ -71,7 +63,7 @@ def test_a_session_saved_by_one_replica_is_loaded_and_ended_by_another(engine: E
 
 
 def test_the_table_holds_no_usable_session_id_and_no_token(engine: Engine) -> None:
-    clock = Clock()
+    clock = ManualClock()
     store = SqlSessionStore(engine, cipher=SessionCipher([Fernet.generate_key().decode()]), clock=clock)
     session = _session(clock, user={"access_token": "eyJ-access-secret", "refresh_token": "refresh-secret"})
     store.save(session)
@@ -84,7 +76,7 @@ def test_the_table_holds_no_usable_session_id_and_no_token(engine: Engine) -> No
 
 
 def test_a_key_rotation_keeps_sessions_and_a_retired_key_ends_them(engine: Engine) -> None:
-    clock = Clock()
+    clock = ManualClock()
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     before = SqlSessionStore(engine, cipher=SessionCipher.from_setting(old), clock=clock)
     during = SqlSessionStore(engine, cipher=SessionCipher.from_setting(f"{new}, {old}"), clock=clock)
@@ -107,7 +99,7 @@ def test_session_keys_must_be_fernet_keys() -> None:
 
 
 def test_idle_sessions_end_and_activity_keeps_one_alive_with_a_write_a_minute(engine: Engine) -> None:
-    clock = Clock()
+    clock = ManualClock()
     store = SqlSessionStore(engine, idle_seconds=1800, max_seconds=12 * 3600, touch_seconds=60, clock=clock)
     session = _session(clock)
     store.save(session)
@@ -129,7 +121,7 @@ def test_idle_sessions_end_and_activity_keeps_one_alive_with_a_write_a_minute(en
 
 
 def test_a_session_ends_at_its_absolute_lifetime_however_busy(engine: Engine) -> None:
-    clock = Clock()
+    clock = ManualClock()
     store = SqlSessionStore(engine, idle_seconds=1800, max_seconds=3600, clock=clock)
     session = _session(clock)
     store.save(session)
@@ -141,7 +133,7 @@ def test_a_session_ends_at_its_absolute_lifetime_however_busy(engine: Engine) ->
 
 
 def test_expired_sessions_are_pruned_every_so_many_saves(engine: Engine) -> None:
-    clock = Clock()
+    clock = ManualClock()
     store = SqlSessionStore(engine, idle_seconds=100, prune_every=3, clock=clock)
     old = [_session(clock) for _ in range(2)]
     for session in old:
@@ -163,7 +155,7 @@ def test_expired_sessions_are_pruned_every_so_many_saves(engine: Engine) -> None
 def test_the_wallet_migrations_create_the_table_the_store_uses() -> None:
     made = make_engine(fresh_postgres_url("walletsessions"))
     run_migrations(made, WALLET.migrations_dir, WALLET.version_table)
-    clock = Clock()
+    clock = ManualClock()
     store = SqlSessionStore(made, clock=clock)
     session = _session(clock, login={"state": "abc", "next": "/", "at": clock()})
     store.save(session)
@@ -173,7 +165,7 @@ def test_the_wallet_migrations_create_the_table_the_store_uses() -> None:
 
 
 def test_the_refresh_lock_holds_one_session_and_lets_other_sessions_through(engine: Engine) -> None:
-    clock = Clock()
+    clock = ManualClock()
     first, second = SqlSessionStore(engine, clock=clock), SqlSessionStore(engine, clock=clock)
     session, other = _session(clock), _session(clock)
     order: list[str] = []
@@ -247,9 +239,9 @@ def test_the_refresh_lock_holds_against_a_replica_in_another_process() -> None:
 
 
 @pytest.fixture(params=["memory", "postgresql", "sqlite"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SessionStore, Clock]]:
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SessionStore, ManualClock]]:
     """The same contract from the memory store and the SQL store on each database."""
-    clock = Clock()
+    clock = ManualClock()
     if request.param == "memory":
         yield MemorySessionStore(clock=clock), clock
         return

@@ -8,15 +8,7 @@ import pytest
 
 from servicekit.auth import JwksCache
 from servicekit.errors import Unauthenticated
-from servicekit.testing import LocalTokenIssuer
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from servicekit.testing import LocalTokenIssuer, ManualClock
 
 
 class CountingFetch:
@@ -37,7 +29,7 @@ class CountingFetch:
 def test_a_flood_of_unknown_kids_fetches_at_most_once_per_interval():
     issuer = LocalTokenIssuer()
     fetch = CountingFetch(issuer.jwks())
-    clock = Clock()
+    clock = ManualClock(1000.0)
     cache = JwksCache(fetch, refresh_seconds=300, min_refetch_seconds=10, clock=clock)
     cache.key_for(issuer.kid)
     for attempt in range(500):
@@ -53,7 +45,7 @@ def test_a_flood_of_unknown_kids_fetches_at_most_once_per_interval():
 def test_a_rotated_key_is_picked_up_on_its_first_use():
     old, new = LocalTokenIssuer(), LocalTokenIssuer()
     fetch = CountingFetch(old.jwks())
-    clock = Clock()
+    clock = ManualClock(1000.0)
     cache = JwksCache(fetch, refresh_seconds=300, min_refetch_seconds=10, clock=clock)
     cache.key_for(old.kid)
     fetch.document = {"keys": old.jwks()["keys"] + new.jwks()["keys"]}
@@ -65,7 +57,7 @@ def test_a_rotated_key_is_picked_up_on_its_first_use():
 def test_last_good_keys_survive_a_failed_refresh():
     issuer = LocalTokenIssuer()
     fetch = CountingFetch(issuer.jwks())
-    clock = Clock()
+    clock = ManualClock(1000.0)
     cache = JwksCache(fetch, refresh_seconds=60, min_refetch_seconds=10, clock=clock)
     cache.key_for(issuer.kid)
     fetch.fail = True

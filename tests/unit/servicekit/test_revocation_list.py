@@ -7,14 +7,7 @@ import threading
 from typing import Any
 
 from servicekit.auth import RevocationList
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from servicekit.testing import ManualClock
 
 
 class Identity:
@@ -39,14 +32,14 @@ class Identity:
 
 def test_the_first_check_waits_for_the_list():
     identity = Identity("stolen")
-    revocations = RevocationList(identity, refresh_seconds=5.0, clock=Clock())
+    revocations = RevocationList(identity, refresh_seconds=5.0, clock=ManualClock(100.0))
     assert revocations.is_revoked("stolen")
     assert not revocations.is_revoked("fine")
     assert identity.fetches == 1
 
 
 def test_a_stale_list_is_refreshed_in_the_background_while_requests_go_on():
-    identity, clock = Identity(), Clock()
+    identity, clock = Identity(), ManualClock(100.0)
     revocations = RevocationList(identity, refresh_seconds=5.0, clock=clock)
     assert not revocations.is_revoked("stolen")
     identity.revoked.append("stolen")
@@ -67,7 +60,7 @@ def test_a_stale_list_is_refreshed_in_the_background_while_requests_go_on():
 
 
 def test_a_failed_refresh_keeps_the_last_list_and_says_why():
-    identity, clock = Identity("stolen"), Clock()
+    identity, clock = Identity("stolen"), ManualClock(100.0)
     revocations = RevocationList(identity, refresh_seconds=5.0, clock=clock)
     assert revocations.is_revoked("stolen")
     identity.failing = True
@@ -85,7 +78,7 @@ def test_a_failed_refresh_keeps_the_last_list_and_says_why():
 
 def test_without_an_interval_every_check_reads_the_list_now():
     identity = Identity()
-    revocations = RevocationList(identity, refresh_seconds=0.0, clock=Clock())
+    revocations = RevocationList(identity, refresh_seconds=0.0, clock=ManualClock(100.0))
     assert not revocations.is_revoked("stolen")
     identity.revoked.append("stolen")
     assert revocations.is_revoked("stolen")

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from servicekit.auth import Principal
+from servicekit.testing import ManualClock
 from servicekit.token_cache import VerifiedTokens
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def principal(expires_at: int) -> Principal:
@@ -20,7 +13,7 @@ def principal(expires_at: int) -> Principal:
 
 
 def test_a_hit_within_lifetime_and_leeway() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000.0)
     memo = VerifiedTokens(leeway_seconds=30, clock=clock)
     memo.put("t", principal(1_100))
     assert memo.get("t") is not None
@@ -29,7 +22,7 @@ def test_a_hit_within_lifetime_and_leeway() -> None:
 
 
 def test_an_expired_token_is_forgotten_so_full_verification_refuses_it() -> None:
-    clock = Clock()
+    clock = ManualClock(1_000.0)
     memo = VerifiedTokens(leeway_seconds=30, clock=clock)
     memo.put("t", principal(1_100))
     clock.now = 1_131
@@ -38,7 +31,7 @@ def test_an_expired_token_is_forgotten_so_full_verification_refuses_it() -> None
 
 
 def test_the_oldest_entries_make_room() -> None:
-    memo = VerifiedTokens(size=2, clock=Clock())
+    memo = VerifiedTokens(size=2, clock=ManualClock(1_000.0))
     for name in ("a", "b", "c"):
         memo.put(name, principal(2_000))
     assert memo.get("a") is None and memo.get("c") is not None and len(memo) == 2
