@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from bench.measure import throughput
 from bench.report import Report
 from bench.servers import server_process
+from servicekit.s3 import drop_bucket
 from servicekit.testing import fresh_postgres_url
 
 DOCUMENT = b"%PDF-1.7\n" + bytes(100 * 1024 - 9)
@@ -156,8 +157,7 @@ def run(report: Report) -> None:
             measured = throughput(redeem, seconds=report.seconds)
             channel.close()
     finally:
-        s3.remove_object(bucket, "document")
-        s3.remove_bucket(bucket)
+        drop_bucket(s3, bucket)
     report.compare("probe: a redeem's round trips alone (raw SQL on asyncio; not the product)",
                    measured.per_second, "redeems/s", baseline=ECHO, p50_ms=round(measured.p50_ms, 2),
                    p99_ms=round(measured.p99_ms, 2), errors=measured.errors)

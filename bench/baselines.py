@@ -19,7 +19,7 @@ from bench.servers import server_process
 from servicekit import auth
 from servicekit.db import make_engine
 from servicekit.interceptors import AuthInterceptor
-from servicekit.s3 import ensure_bucket, make_client
+from servicekit.s3 import drop_bucket, ensure_bucket, make_client
 from servicekit.testing import LocalTokenIssuer, fresh_postgres_url
 
 AUDIENCE = "dvc-payments"
@@ -83,6 +83,7 @@ def run(report: Report) -> None:
     put = throughput(lambda i: client.put_object(bucket, f"raw/{i}", io.BytesIO(payload), len(payload)),
                      threads=8, seconds=report.seconds)
     report.raw_limit("raw: minio put_object 100 KB", put.per_second, "puts/s", p99_ms=round(put.p99_ms, 2))
+    drop_bucket(client, bucket)  # thousands of 100 KB objects a run would otherwise fill the dev S3 server
 
     engine = make_engine(fresh_postgres_url("bench_raw"), pool_size=16)
     with engine.begin() as connection:

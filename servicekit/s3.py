@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib3
 from minio import Minio
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from servicekit.settings import StartupError
@@ -32,3 +33,16 @@ def ensure_bucket(client: Minio, bucket: str, *, endpoint_setting: str, credenti
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise StartupError(endpoint_setting, f"cannot reach S3 at {client._base_url.host}: "
                                              f"{type(exc).__name__}") from None
+
+
+def drop_bucket(client: Minio, bucket: str) -> None:
+    """Remove a scratch bucket with everything in it (S3 refuses a non-empty one); a missing bucket is no error."""
+    try:
+        names = [DeleteObject(item.object_name or "") for item in client.list_objects(bucket, recursive=True)]
+        kept = list(client.remove_objects(bucket, iter(names)))
+        if kept:
+            raise RuntimeError(f"S3 kept {len(kept)} object(s) of bucket {bucket!r}, first: {kept[0]}")
+        client.remove_bucket(bucket)
+    except S3Error as exc:
+        if exc.code != "NoSuchBucket":
+            raise

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from dvc.wallet.v1 import wallet_pb2 as pb
 from dvc.wallet.v1 import wallet_pb2_grpc
 
-from servicekit.s3 import make_client
+from servicekit.s3 import drop_bucket, make_client
 from servicekit.testing import LocalTokenIssuer, bearer
 from wallet_service.adapters.object_storage import MinioObjectStorage
 from wallet_service.bootstrap import DevIssuerKey, dev_issuer_keys
@@ -168,10 +168,7 @@ class WalletBench:
         self._stop()
         if self._own_bucket:
             # A bucket made for this run goes with it, so repeated `make bench` runs leave nothing behind.
-            client, bucket = self._storage.client, self._storage.bucket
-            for item in client.list_objects(bucket, recursive=True):
-                client.remove_object(bucket, item.object_name or "")
-            client.remove_bucket(bucket)
+            drop_bucket(self._storage.client, self._storage.bucket)
 
 
 def replace_tail(body: bytes, index: int) -> bytes:

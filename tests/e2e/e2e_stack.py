@@ -37,7 +37,7 @@ from payment_service.sandbox.run import RunningSandboxes, start_all
 from servicekit.config import PlatformSettings
 from servicekit.http_edge import RunningHttp, start_http
 from servicekit.process import RunningService, start
-from servicekit.s3 import make_client
+from servicekit.s3 import drop_bucket, make_client
 from servicekit.testing import bearer, fresh_postgres_url
 from wallet_service.bootstrap import SPEC as WALLET_SPEC
 from wallet_service.bootstrap import WalletSettings, dev_issuer_keys
@@ -218,10 +218,7 @@ class Platform:
         for server in (self.agency_receiver, self.vneid):
             server.stop()
         self.sandboxes.stop()
-        client = make_client(self.s3["endpoint"], self.s3["access_key"], self.s3["secret_key"])
-        for item in client.list_objects(self.bucket, recursive=True):
-            client.remove_object(self.bucket, item.object_name or "")
-        client.remove_bucket(self.bucket)
+        drop_bucket(make_client(self.s3["endpoint"], self.s3["access_key"], self.s3["secret_key"]), self.bucket)
 
 
 def _agency_receiver() -> RunningHttp:

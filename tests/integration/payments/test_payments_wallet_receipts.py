@@ -24,6 +24,7 @@ from payment_service.service_layer.ports import SignedReceipt
 from payment_service.service_layer.services import signed_receipt
 from servicekit.config import PlatformSettings
 from servicekit.process import RunningService, start
+from servicekit.s3 import drop_bucket, make_client
 from servicekit.testing import LocalTokenIssuer, bearer, fresh_postgres_url
 from wallet_service.bootstrap import SPEC, WalletSettings
 
@@ -53,6 +54,7 @@ def wallet(s3_settings: dict[str, str]) -> Iterator[tuple[RunningService, LocalT
     running = start(SPEC, settings, PlatformSettings(), verifier=tokens.verifier("dvc-wallet"))
     yield running, tokens
     running.stop(grace_seconds=0.5)
+    drop_bucket(make_client(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key), settings.s3_bucket)
 
 
 def test_a_signed_receipt_is_issued_into_the_payers_wallet_once(

@@ -24,7 +24,7 @@ from servicekit.echo import EchoServicer
 from servicekit.grpc_server import ServiceRegistration, start_server
 from servicekit.interceptors import standard_interceptors
 from servicekit.metrics import start_metrics
-from servicekit.s3 import ensure_bucket, make_client
+from servicekit.s3 import drop_bucket, ensure_bucket, make_client
 from servicekit.settings import StartupError
 from servicekit.testing import LocalTokenIssuer, bearer, fresh_postgres_url
 
@@ -58,6 +58,17 @@ def test_an_object_round_trips_through_the_s3_api(s3_settings, unique_name):
     with pytest.raises(S3Error) as refused:
         impostor.stat_object(unique_name, "sha256/abc")
     assert refused.value.code in ("SignatureDoesNotMatch", "AccessDenied", "InvalidAccessKeyId")
+    drop_bucket(client, unique_name)
+
+
+def test_a_scratch_bucket_is_dropped_with_everything_in_it(s3_settings, unique_name):
+    client = make_client(s3_settings["endpoint"], s3_settings["access_key"], s3_settings["secret_key"])
+    client.make_bucket(unique_name)
+    for name in ("top", "sha256/ab/one", "sha256/cd/two"):  # nested keys: the listing must be recursive
+        client.put_object(unique_name, name, io.BytesIO(b"x"), 1)
+    drop_bucket(client, unique_name)
+    assert not client.bucket_exists(unique_name)
+    drop_bucket(client, unique_name)  # already gone: a teardown that runs twice is not an error
 
 
 def test_wrong_s3_credentials_stop_start_up_naming_the_setting(s3_settings, unique_name):

@@ -13,7 +13,7 @@ from wallet_it_support import WalletApi
 from servicekit.config import PlatformSettings
 from servicekit.db import make_engine
 from servicekit.process import start
-from servicekit.s3 import make_client
+from servicekit.s3 import drop_bucket, make_client
 from servicekit.testing import LocalTokenIssuer, fresh_postgres_url
 from wallet_service.bootstrap import SPEC, WalletSettings
 
@@ -42,6 +42,4 @@ def api(wallet_settings: WalletSettings) -> Iterator[WalletApi]:
         channel.close()
         running.stop(1.0)
         engine.dispose()
-        for item in s3.list_objects(wallet_settings.s3_bucket, recursive=True):
-            s3.remove_object(wallet_settings.s3_bucket, item.object_name or "")
-        s3.remove_bucket(wallet_settings.s3_bucket)
+        drop_bucket(s3, wallet_settings.s3_bucket)

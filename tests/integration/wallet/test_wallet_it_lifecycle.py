@@ -17,7 +17,7 @@ from wallet_it_support import JUSTICE, RECEIVER, new_citizen, reason_of, unique_
 
 from servicekit.config import PlatformSettings
 from servicekit.process import start
-from servicekit.s3 import make_client
+from servicekit.s3 import drop_bucket
 from servicekit.testing import LocalTokenIssuer, bearer
 from wallet_service.bootstrap import SPEC, WalletSettings
 from wallet_service.domain.manifest import public_pem
@@ -207,7 +207,4 @@ def test_the_service_runs_its_migrations_on_sqlite_as_make_run_does(api, tmp_pat
             assert stub.VerifyAccessLog(pb.VerifyAccessLogRequest(), metadata=token).intact
     finally:
         running.stop(1.0)
-        s3 = make_client(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key)
-        for item in s3.list_objects(bucket, recursive=True):
-            s3.remove_object(bucket, item.object_name or "")
-        s3.remove_bucket(bucket)
+        drop_bucket(api.s3, bucket)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from servicekit.errors import Unavailable
-from servicekit.s3 import make_client
+from servicekit.s3 import drop_bucket, make_client
 from wallet_service.adapters.object_storage import MinioObjectStorage
 
 pytestmark = pytest.mark.integration
@@ -25,9 +25,7 @@ def storage(s3_settings: dict[str, str], unique_name: str) -> Iterator[MinioObje
     try:
         yield MinioObjectStorage(client, unique_name, timeout_seconds=5)
     finally:
-        for item in client.list_objects(unique_name, recursive=True):
-            client.remove_object(unique_name, item.object_name or "")
-        client.remove_bucket(unique_name)
+        drop_bucket(client, unique_name)
 
 
 def test_what_is_put_is_read_back_and_seen_by_the_sdk_with_its_type(storage):
