@@ -43,6 +43,9 @@ class Components:
     workers: list[BackgroundWorker] = field(default_factory=list)
     public_methods: frozenset[str] = frozenset()
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    # Set-ups for the HTTP app that run only in a process that serves HTTP (the citizen's pages need their
+    # session keys there and nowhere else); each returns what closes it, or None.
+    http_mounts: list[Callable[[], Callable[[], None] | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -113,6 +116,10 @@ def start(spec: ServiceSpec, settings: Any, platform: PlatformSettings, *, grpc_
                                     max_workers=settings.grpc_workers, port_setting=spec.setting("grpc_port"))
     running_http = None
     if http and components.http_app is not None:
+        for mount in components.http_mounts:
+            close = mount()
+            if close is not None:
+                components.on_stop.append(close)
         running_http = start_http(components.http_app, host=settings.bind_host, port=settings.http_port,
                                   port_setting=spec.setting("http_port"), name=f"{spec.name}-http")
     metrics = start_metrics(settings.bind_host, settings.metrics_port, spec.setting("metrics_port"))

@@ -246,11 +246,15 @@ def build(settings: WalletSettings, platform: PlatformSettings, engine: Engine, 
             raise ConnectionError("database unreachable") from exc
 
     app = create_app({"database": database_ready, "object_storage": storage.check})
-    # The citizen's pages, over this service's own gRPC API.
-    pages = mount_wallet_pages(app, settings, engine, production=settings.production)
+
+    def mount_pages() -> Callable[[], None] | None:
+        """The citizen's pages, over this service's own gRPC API."""
+        pages = mount_wallet_pages(app, settings, engine, production=settings.production)
+        return pages.close if pages else None
+
     sweeper = OrphanSweeper(handlers, settings.orphan_sweep_seconds, settings.orphan_grace_seconds)
     return Components(registrations=[wallet_registration(handlers)], http_app=app, workers=[sweeper],
-                      public_methods=PUBLIC_METHODS, on_stop=[pages.close] if pages else [])
+                      public_methods=PUBLIC_METHODS, http_mounts=[mount_pages])
 
 
 def _build(settings: Any, platform: PlatformSettings, engine: Engine, verifier: TokenVerifier | None) -> Components:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import urllib.request
@@ -18,6 +19,7 @@ from wallet_it_support import JUSTICE, RECEIVER, new_citizen, reason_of, unique_
 from servicekit.config import PlatformSettings
 from servicekit.process import start
 from servicekit.s3 import drop_bucket
+from servicekit.settings import StartupError
 from servicekit.testing import LocalTokenIssuer, bearer
 from wallet_service.bootstrap import SPEC, WalletSettings
 from wallet_service.domain.manifest import public_pem
@@ -159,6 +161,24 @@ def test_probes_answer_on_the_http_edge(api):
         assert json.loads(response.read())["status"] == "ready"
     with urllib.request.urlopen(f"{api.http_url}/healthz", timeout=5) as response:
         assert response.status == 200
+
+
+def test_only_a_process_serving_the_pages_needs_the_web_session_keys(api, wallet_settings):
+    # Production with no session keys: the gRPC and worker processes start (they never touch a web session),
+    # the HTTP edge, which mounts the citizen's pages, refuses and names the setting.
+    production = dataclasses.replace(wallet_settings, environment="production", grpc_port=0,
+                                     web_grpc_target="127.0.0.1:7053", auto_migrate=False)
+    tokens = LocalTokenIssuer()
+    running = start(SPEC, production, PlatformSettings(), verifier=tokens.verifier("dvc-wallet"), http=False,
+                    workers=False)
+    try:
+        assert running.grpc is not None and running.http is None
+    finally:
+        running.stop(0.5)
+    with pytest.raises(StartupError) as refused:
+        start(SPEC, production, PlatformSettings(), verifier=tokens.verifier("dvc-wallet"), grpc_server=False,
+              workers=False)
+    assert "WALLET_WEB_SESSION_KEYS" in str(refused.value)
 
 
 def test_the_service_runs_its_migrations_on_sqlite_as_make_run_does(api, tmp_path, s3_settings):

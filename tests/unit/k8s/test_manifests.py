@@ -249,6 +249,16 @@ def test_the_secrets_example_defines_every_referenced_secret_and_is_never_applie
         assert "secrets.example" not in str(yaml.safe_load(kustomization.read_text())), kustomization
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_wallets_http_edge_reads_the_web_session_keys(overlay: str) -> None:
+    readers = {f"{obj['kind']}/{obj['metadata']['name']}" for obj in rendered(overlay)
+               if "'wallet-web-secrets'" in str(secret_refs(obj))}
+    assert readers == {"Deployment/wallet-http"}
+    examples = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all((K8S / "secrets.example.yaml").read_text())}
+    assert set(examples["wallet-web-secrets"]["stringData"]) == {"WALLET_WEB_SESSION_KEYS"}
+    assert "WALLET_WEB_SESSION_KEYS" not in examples["wallet-secrets"]["stringData"]
+
+
 def secret_refs(obj: Any) -> list[Any]:
     """Every secretRef, secretKeyRef, secret volume and CloudNativePG secret reference inside ``obj``."""
     found: list[Any] = []
