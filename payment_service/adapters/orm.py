@@ -70,6 +70,8 @@ payments = sa.Table(
     sa.Column("refunded_amount", sa.BigInteger, nullable=False),
     sa.Column("paid_at", Timestamp, nullable=True),
     sa.Column("flags", sa.String(200), nullable=False),
+    # "connector/transaction id" of every counterpart transaction counted in paid_amount.
+    sa.Column("credited", sa.JSON, nullable=False, server_default="[]"),
     sa.Column("last_sequence", sa.Integer, nullable=False),
     sa.Column("last_checked_at", Timestamp, nullable=True),
     sa.UniqueConstraint("agency_code", "idempotency_key"),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from payment_service.adapters import orm
 from payment_service.domain.model import (
+    PAID_STATUSES,
     Agency,
     BeneficiaryAccount,
     CallbackSecret,
@@ -48,7 +49,7 @@ VIETNAM_OFFSET = 7
 INSERT_PAYMENT = sa.insert(orm.payments)
 INSERT_EVENT = sa.insert(orm.payment_events)
 INSERT_OUTBOX = sa.insert(orm.outbox)
-_PAID = (PaymentStatus.SUCCEEDED.value, PaymentStatus.REFUNDED.value, PaymentStatus.PARTIALLY_REFUNDED.value)
+_PAID = tuple(status.value for status in PAID_STATUSES)
 
 
 def utc(moment: datetime) -> datetime:
@@ -149,7 +150,7 @@ def _payment_row(payment: Payment) -> dict[str, Any]:
         "checkout_reference": payment.checkout_reference, "paid_amount": payment.paid_amount,
         "refunded_amount": payment.refunded_amount,
         "paid_at": utc(payment.paid_at) if payment.paid_at else None, "flags": ",".join(sorted(payment.flags)),
-        "last_sequence": payment.last_sequence,
+        "credited": list(payment.credited), "last_sequence": payment.last_sequence,
     }
 
 
@@ -165,7 +166,8 @@ def _payment(row: Any) -> Payment:
         connector_code=row.connector_code, provider_reference=row.provider_reference,
         checkout_reference=row.checkout_reference, paid_amount=int(row.paid_amount),
         refunded_amount=int(row.refunded_amount), paid_at=aware(row.paid_at),
-        flags={flag for flag in row.flags.split(",") if flag}, last_sequence=int(row.last_sequence),
+        flags={flag for flag in row.flags.split(",") if flag}, credited=list(row.credited),
+        last_sequence=int(row.last_sequence),
     )
 
 

@@ -59,6 +59,14 @@ class PaymentOrder:
 
 
 @dataclass(frozen=True)
+class Credit:
+    """One transfer a bank credited for a payment (VietQR): its transaction id and amount in đồng."""
+
+    provider_reference: str
+    amount: int
+
+
+@dataclass(frozen=True)
 class ConnectorResult:
     """The one response shape of every connector call."""
 
@@ -69,6 +77,9 @@ class ConnectorResult:
     provider_code: str = ""          # the counterpart's own result code, for support
     message: str = ""
     paid_at: datetime | None = None
+    # For an account that is paid by transfers: each credit found, so those already counted are recognised by
+    # their transaction id (amount is then their total, not one more payment).
+    credits: tuple[Credit, ...] = ()
 
 
 class NotificationKind(enum.Enum):

@@ -37,6 +37,7 @@ ALLOWED_TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     S.REFUNDED: frozenset(),
 }
 OPEN_STATUSES = frozenset({S.CREATED, S.PENDING})
+PAID_STATUSES = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED})
 CLOSED_UNPAID = frozenset({S.FAILED, S.EXPIRED, S.CANCELLED})
 
 FLAG_REFUND_REQUIRED = "refund_required"   # money arrived for a payment that was already closed
@@ -220,6 +221,9 @@ class Payment:
     refunded_amount: int = 0
     paid_at: datetime | None = None
     flags: set[str] = field(default_factory=set)
+    # Every counterpart transaction counted in paid_amount, as "connector/transaction id" ("connector/" when the
+    # counterpart named none), so a re-reported transaction is recognised on every path, never counted twice.
+    credited: list[str] = field(default_factory=list)
     last_sequence: int = 0
     new_events: list[PaymentEvent] = field(default_factory=list, repr=False)
 
@@ -263,11 +267,14 @@ class Payment:
 
     def record_success(self, amount: int, connector_code: str, provider_reference: str, source: EventSource,
                        at: datetime) -> CreditResult:
-        """A counterpart says the whole payment succeeded: the amount must match exactly."""
-        if self.status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED):
+        """A counterpart says the whole payment succeeded: the amount must match exactly. The same transaction
+        reported again is a duplicate; another transaction on a payment already paid is money to give back."""
+        if self._already_counted(connector_code, provider_reference):
             return CreditResult.DUPLICATE
         if amount != self.amount:
             return CreditResult.AMOUNT_MISMATCH
+        if self.status in PAID_STATUSES:
+            return self._late(amount, connector_code, provider_reference, source, at)
         return self._settle(amount, connector_code, provider_reference, source, at)
 
     def record_credit(self, amount: int, connector_code: str, provider_reference: str, source: EventSource,
@@ -276,13 +283,15 @@ class Payment:
         over-payment succeeds but is flagged."""
         if amount <= 0:
             return CreditResult.AMOUNT_MISMATCH
-        if self.status in (PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED) \
-                or self.status in CLOSED_UNPAID:
+        if self._already_counted(connector_code, provider_reference):
+            return CreditResult.DUPLICATE
+        if self.status in PAID_STATUSES or self.status in CLOSED_UNPAID:
             # Money for a payment that is already complete or closed: keep it visible and refundable.
             return self._late(amount, connector_code, provider_reference, source, at)
         total = self.paid_amount + amount
         if total < self.amount:
             self.paid_amount = total
+            self._count(connector_code, provider_reference)
             if self.status is PaymentStatus.CREATED:
                 self._move(PaymentStatus.PENDING, source, at, {"connector": connector_code})
             self.connector_code = connector_code
@@ -299,6 +308,7 @@ class Payment:
         if self.status in CLOSED_UNPAID:
             return self._late(amount, connector_code, provider_reference, source, at)
         self.paid_amount += amount
+        self._count(connector_code, provider_reference)
         self.connector_code = connector_code or self.connector_code
         self.provider_reference = provider_reference
         self.paid_at = at
@@ -313,6 +323,7 @@ class Payment:
               at: datetime) -> CreditResult:
         """Money arrived after the payment closed (or twice): record it and flag it for refund, never drop it."""
         self.paid_amount += amount
+        self._count(connector_code, provider_reference)
         self.flags.add(FLAG_REFUND_REQUIRED)
         self.connector_code = self.connector_code or connector_code
         if not self.provider_reference:
@@ -321,6 +332,24 @@ class Payment:
                      {"credited": amount, "connector": connector_code, "provider_reference": provider_reference,
                       "refund_required": True})
         return CreditResult.LATE
+
+    def _already_counted(self, connector_code: str, provider_reference: str) -> bool:
+        """Whether this transaction is already in paid_amount. A report naming no transaction is the one that
+        connector already reported; a named report matches the connector's earlier unnamed one, which it then
+        names, so a later, different transaction is still recognised as new money."""
+        key = _credit_key(connector_code, provider_reference)
+        if key in self.credited:
+            return True
+        unnamed = _credit_key(connector_code, "")
+        if not provider_reference:
+            return any(earlier.startswith(unnamed) for earlier in self.credited)
+        if unnamed in self.credited:
+            self.credited[self.credited.index(unnamed)] = key
+            return True
+        return False
+
+    def _count(self, connector_code: str, provider_reference: str) -> None:
+        self.credited.append(_credit_key(connector_code, provider_reference))
 
     def fail(self, source: EventSource, at: datetime, reason: str = "") -> bool:
         """The counterpart declined; ignored (False) when the payment is no longer open."""
@@ -368,6 +397,10 @@ class Payment:
     def take_events(self) -> list[PaymentEvent]:
         events, self.new_events = self.new_events, []
         return events
+
+
+def _credit_key(connector_code: str, provider_reference: str) -> str:
+    return f"{connector_code}/{provider_reference}"
 
 
 @dataclass(frozen=True)

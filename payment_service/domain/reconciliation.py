@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from payment_service.domain.connector import ConnectorStatus, SettlementLine
-from payment_service.domain.model import PaymentStatus
+from payment_service.domain.model import PAID_STATUSES, PaymentStatus
 
 # A payment confirmed just before midnight may settle the next day: dates one day apart still match.
 DATE_TOLERANCE_DAYS = 1
-_PAID = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED})
 
 
 class MatchStatus(enum.Enum):
@@ -56,7 +55,7 @@ class ReconciliationItem:
 
 
 def _compare(line: SettlementLine, entry: LedgerEntry) -> tuple[MatchStatus, str]:
-    ledger_paid = entry.status in _PAID or entry.paid_amount > 0
+    ledger_paid = entry.status in PAID_STATUSES or entry.paid_amount > 0
     bank_paid = line.status is ConnectorStatus.SUCCEEDED
     if ledger_paid != bank_paid:
         return MatchStatus.STATUS_MISMATCH, f"bank says {line.status.value}, ledger says {entry.status.value}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from payment_service.domain.connector import ConnectorError, ConnectorResult, ConnectorStatus
-from payment_service.domain.model import EventSource, PaymentStatus
+from payment_service.domain.model import PAID_STATUSES, EventSource
 from payment_service.domain.reconciliation import MatchStatus, ReconciliationItem, reconcile
 from payment_service.service_layer.access import SCOPE_READ, Caller
 from payment_service.service_layer.ports import ReconciliationReport, StoredReconciliationItem
@@ -27,7 +27,6 @@ from servicekit.errors import InvalidArgument, NotFound, Unavailable
 
 log = logging.getLogger("dvc.payments.reconciliation")
 
-_PAID = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED})
 MAX_STATISTICS_DAYS = 366
 
 
@@ -130,11 +129,11 @@ class Reporting:
             result: ConnectorResult = query_status(connector, payment)
         except ConnectorError:
             return StoredReconciliationItem(item)
-        if result.status is ConnectorStatus.SUCCEEDED and payment.status not in _PAID:
+        if result.status is ConnectorStatus.SUCCEEDED and payment.status not in PAID_STATUSES:
             self.services.apply_status_result(payment, connector_code, result, EventSource.RECONCILIATION)
             with self.services.uow_factory() as uow:
                 after = uow.payments.get(item.payment_id)
-            if after is not None and after.status in _PAID:
+            if after is not None and after.status in PAID_STATUSES:
                 return StoredReconciliationItem(replace(item, ledger_status=after.status.value,
                                                         note=f"{item.note}; resolved by status query"), True)
         if item.status is MatchStatus.MISSING_AT_BANK and result.status is ConnectorStatus.SUCCEEDED:
@@ -220,7 +219,7 @@ class Reporting:
         rows: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
         totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
         for cell in cells:
-            paid = cell.status in _PAID
+            paid = cell.status in PAID_STATUSES
             channel = cell.connector_code if paid else ""
             for bucket in (rows[(cell.day, cell.agency_code, cell.procedure_code, channel)],
                            totals[(cell.day, cell.agency_code)]):

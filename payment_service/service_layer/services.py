@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -553,6 +554,20 @@ class PaymentServices:
                           notification.transfer_note[:500], notification.provider_reference, reason,
                           self.clock.now(), payment.id if payment else "", payment.agency_code if payment else "")
 
+    def _review_status_answer(self, uow: UnitOfWork, payment: Payment, connector_code: str,
+                              result: ConnectorResult, outcome: CallbackOutcome) -> None:
+        """Queue a status answer for a person, once: the sweep asks again and gets the same answer."""
+        answer = f"{payment.reference}|{result.status.value}|{result.amount}|{result.provider_reference}"
+        marker = "status-query:" + hashlib.sha256(answer.encode()).hexdigest()[:40]
+        if uow.notifications.seen(connector_code, marker):
+            return
+        uow.notifications.record(connector_code, marker, payment.id, outcome.value, self.clock.now())
+        as_notice = InboundNotification(NotificationKind.PAYMENT_RESULT, payment.reference, result.status,
+                                        result.amount or 0, result.provider_reference[:64], marker,
+                                        transfer_note=result.message)
+        reason = "amount_mismatch" if outcome is CallbackOutcome.AMOUNT_MISMATCH else "overpayment"
+        uow.reviews.add(self._review_item(connector_code, as_notice, reason, payment))
+
     def _review(self, connector_code: str, notification: InboundNotification, reason: str,
                 outcome: CallbackOutcome) -> CallbackOutcome:
         with self.uow_factory() as uow:
@@ -570,13 +585,22 @@ class PaymentServices:
 
     def apply_status_result(self, payment: Payment, connector_code: str, result: ConnectorResult,
                             source: EventSource) -> CallbackOutcome:
-        """Apply what a status query learned, under the payment's row lock."""
+        """Apply what a status query learned, under the payment's row lock. A transfer-paid account's credits
+        are applied one by one, so those a notice already brought are recognised; an amount the payment cannot
+        take goes to the review queue once per answer, as a notice's would."""
         with self.uow_factory() as uow:
             locked = uow.payments.get(payment.id, lock=True)
             if locked is None:
                 return CallbackOutcome.UNKNOWN_REFERENCE
-            outcome = self._apply_status(uow, locked, connector_code, result.status, result.amount,
-                                         result.provider_reference, source)
+            if result.credits:
+                outcome = _combined([self._apply_status(uow, locked, connector_code, ConnectorStatus.SUCCEEDED,
+                                                        credit.amount, credit.provider_reference, source, credit=True)
+                                     for credit in result.credits])
+            else:
+                outcome = self._apply_status(uow, locked, connector_code, result.status, result.amount,
+                                             result.provider_reference, source)
+            if outcome is CallbackOutcome.AMOUNT_MISMATCH or (FLAG_OVERPAID in locked.flags and locked.new_events):
+                self._review_status_answer(uow, locked, connector_code, result, outcome)
             added = self._persist(uow, locked)
             uow.commit()
         if added:
@@ -596,7 +620,7 @@ class PaymentServices:
             result = query_status(connector, payment)
         except ConnectorError:
             return CallbackOutcome.ERROR
-        if result.status in (ConnectorStatus.PENDING, ConnectorStatus.UNKNOWN) and payment.status.value != "created":
+        if not _news(result) and payment.status.value != "created":
             return CallbackOutcome.DUPLICATE
         return self.apply_status_result(payment, connector_code, result, EventSource.STATUS_QUERY)
 
@@ -616,7 +640,7 @@ class PaymentServices:
             except ConnectorError as error:
                 log.info("status query failed", extra={"connector": payment.connector_code, "error": str(error)})
                 continue
-            if result.status in (ConnectorStatus.PENDING, ConnectorStatus.UNKNOWN):
+            if not _news(result):
                 continue
             if self.apply_status_result(payment, payment.connector_code, result,
                                         EventSource.STATUS_QUERY) is CallbackOutcome.ACCEPTED:
@@ -660,7 +684,7 @@ class PaymentServices:
             log.info("status query before expiry failed; expiring", extra={
                 "connector": payment.connector_code, "reference": payment.reference, "error": str(error)})
         else:
-            if result.status not in (ConnectorStatus.PENDING, ConnectorStatus.UNKNOWN):
+            if _news(result):
                 self.apply_status_result(payment, payment.connector_code, result, EventSource.STATUS_QUERY)
         with self.uow_factory() as uow:
             locked = uow.payments.get(payment.id, lock=True)
@@ -892,3 +916,15 @@ def _validate_agency(agency: Agency) -> None:
             collector.add(f"channels[{index}].priority", "must be 1 or more")
     collector.raise_if_any("the agency has invalid fields")
 
+
+def _combined(outcomes: list[CallbackOutcome]) -> CallbackOutcome:
+    """One outcome for several credits applied together: a mismatch needs a person, any new money is news."""
+    for worst in (CallbackOutcome.AMOUNT_MISMATCH, CallbackOutcome.ACCEPTED):
+        if worst in outcomes:
+            return worst
+    return CallbackOutcome.DUPLICATE
+
+
+def _news(result: ConnectorResult) -> bool:
+    """Whether a status answer may change the payment: a final status, or credits (a partial payment's too)."""
+    return result.status not in (ConnectorStatus.PENDING, ConnectorStatus.UNKNOWN) or bool(result.credits)

@@ -35,6 +35,7 @@ from payment_service.domain.connector import (
     ConnectorInfo,
     ConnectorResult,
     ConnectorStatus,
+    Credit,
     InboundNotification,
     NotificationKind,
     PaymentOrder,
@@ -124,13 +125,15 @@ class VietQrTransferConnector(ConnectorBase):
                    if extract_reference(str(item.get("transfer_note", ""))) == reference]
         if not matched:
             return ConnectorResult(ConnectorStatus.PENDING, message="no transfer with this reference yet")
-        total = sum(to_dong(item.get("amount", ""), what="credit amount") for item in matched)
-        transactions = ",".join(str(item.get("bank_transaction_id", "")) for item in matched)
+        credits = tuple(Credit(str(item.get("bank_transaction_id", "")),
+                               to_dong(item.get("amount", ""), what="credit amount")) for item in matched)
+        total = sum(credit.amount for credit in credits)
         times = [moment for moment in (parse_time(item.get("credited_at")) for item in matched) if moment]
         status = ConnectorStatus.SUCCEEDED if total >= amount else ConnectorStatus.PENDING
-        return ConnectorResult(status, provider_reference=transactions, amount=total,
+        return ConnectorResult(status, provider_reference=credits[-1].provider_reference, amount=total,
                                paid_at=max(times) if times and status is ConnectorStatus.SUCCEEDED else None,
-                               message="" if status is ConnectorStatus.SUCCEEDED else "partially paid")
+                               message="" if status is ConnectorStatus.SUCCEEDED else "partially paid",
+                               credits=credits)
 
     def refund(self, reference: str, provider_reference: str, amount: int, refund_id: str, *,
                created_at: datetime | None = None) -> RefundResult:

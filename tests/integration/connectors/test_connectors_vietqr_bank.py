@@ -72,7 +72,8 @@ def test_status_sums_partial_transfers_and_the_statement_lists_them(world: World
     second = transfer(world, 40_000, f"CK {reference.lower()} dot 2")
     full = connector.query_status(reference, amount=100_000, created_at=since)
     assert (full.status, full.amount) == (ConnectorStatus.SUCCEEDED, 100_000)
-    assert set(full.provider_reference.split(",")) == {first["reference"], second["reference"]}
+    assert {credit.provider_reference for credit in full.credits} == {first["reference"], second["reference"]}
+    assert sum(credit.amount for credit in full.credits) == 100_000
     lines = [line for line in connector.fetch_settlement(datetime.now(UTC).astimezone(VIETNAM).date())
              if line.reference == reference]
     assert sorted(line.amount for line in lines) == [40_000, 60_000]

@@ -21,7 +21,14 @@ from prometheus_client import REGISTRY
 
 from payment_service.adapters import orm
 from payment_service.adapters.receipts import signed_facts
-from payment_service.domain.connector import CallbackOutcome, ConnectorStatus, InboundNotification, NotificationKind
+from payment_service.domain.connector import (
+    CallbackOutcome,
+    ConnectorResult,
+    ConnectorStatus,
+    InboundNotification,
+    NotificationKind,
+)
+from payment_service.domain.model import EventSource
 from servicekit.db import make_engine
 from servicekit.testing import fresh_postgres_url
 
@@ -78,6 +85,28 @@ def test_ten_concurrent_duplicate_success_callbacks_make_one_transition_and_one_
     outbox = orm.outbox
     assert _rows(platform, outbox, outbox.c.payment_id == payment.id, outbox.c.kind == "agency_callback") == 1
     assert _rows(platform, outbox, outbox.c.payment_id == payment.id, outbox.c.kind == "receipt") == 1
+
+
+def test_money_after_a_cancellation_is_counted_once_per_transaction_on_every_path(platform: Platform) -> None:
+    payment = platform.stub.CreatePayment(create_request(f"late-{uuid.uuid4().hex}"), metadata=platform.token()).payment
+    platform.stub.CancelPayment(pb.CancelPaymentRequest(payment_id=payment.id, reason="wrong fee"),
+                                metadata=platform.token())
+    assert platform.services.handle_notification("fakebank", _success(payment.reference)) is CallbackOutcome.ACCEPTED
+    # The sweep or reconciliation asks the bank later and hears of the same transfer (the stored list of counted
+    # transactions must survive the database round trip for this to be recognised).
+    answer = ConnectorResult(ConnectorStatus.SUCCEEDED, "FT-IT-1", 185_000)
+    for _ in range(2):
+        stored = platform.stub.GetPayment(pb.GetPaymentRequest(payment_id=payment.id),
+                                          metadata=platform.token()).payment
+        assert stored.paid_amount == 185_000
+        with platform.services.uow_factory() as uow:
+            domain_payment = uow.payments.get(payment.id)
+        assert domain_payment is not None and domain_payment.credited == ["fakebank/FT-IT-1"]
+        assert platform.services.apply_status_result(domain_payment, "fakebank", answer,
+                                                     EventSource.STATUS_QUERY) is CallbackOutcome.DUPLICATE
+    events = orm.payment_events
+    assert _rows(platform, events, events.c.payment_id == payment.id,
+                 events.c.type == "payment.late_success") == 1
 
 
 def test_the_agency_gets_each_event_once_signed_within_a_second_and_the_receipt_reaches_the_wallet(

@@ -19,6 +19,7 @@ from payment_service.domain.connector import (
     ConnectorError,
     ConnectorErrorKind,
     ConnectorStatus,
+    Credit,
     NotificationKind,
 )
 
@@ -136,7 +137,9 @@ def test_status_adds_up_the_credits_carrying_the_reference(connector, transport)
     partial = connector.query_status(REF, amount=200_000, created_at=NOW)
     assert (partial.status, partial.amount) == (ConnectorStatus.PENDING, 150_000)   # partial payments stay pending
     full = connector.query_status(REF, amount=150_000, created_at=NOW)
-    assert (full.status, full.amount, full.provider_reference) == (ConnectorStatus.SUCCEEDED, 150_000, "FT1,FT3")
+    assert (full.status, full.amount) == (ConnectorStatus.SUCCEEDED, 150_000)
+    # Each transfer by its own id, so the platform recognises those a notice already brought.
+    assert full.credits == (Credit("FT1", 100_000), Credit("FT3", 50_000)) and full.provider_reference == "FT3"
     nothing = connector.query_status("DVCNOTHINGHERE00", amount=1, created_at=NOW)
     assert (nothing.status, nothing.amount) == (ConnectorStatus.PENDING, None)
     assert "since=2026-11-22T03%3A00%3A00%2B00%3A00" in (transport.last.path_url or "")

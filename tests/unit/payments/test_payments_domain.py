@@ -101,6 +101,51 @@ def test_a_second_success_is_a_duplicate_without_event() -> None:
     assert payment.new_events == []
 
 
+def test_a_second_payment_through_another_channel_is_money_to_give_back_not_a_duplicate() -> None:
+    payment = new_payment()
+    payment.record_success(100_000, "bank_a", "TX-A", EventSource.CALLBACK, T0)
+    payment.take_events()
+    # The payer opened two channels while the payment was pending and paid through both.
+    assert payment.record_success(100_000, "bank_b", "TX-B", EventSource.CALLBACK, T0) is CreditResult.LATE
+    assert payment.status is PaymentStatus.SUCCEEDED and payment.paid_amount == 200_000
+    assert FLAG_REFUND_REQUIRED in payment.flags and payment.refundable_amount == 200_000
+    assert [event.type for event in payment.take_events()] == [EventType.LATE_SUCCESS]
+    # Either transaction reported again, by callback or status query, is recognised.
+    for connector, transaction in (("bank_a", "TX-A"), ("bank_b", "TX-B"), ("bank_b", "")):
+        assert payment.record_success(100_000, connector, transaction, EventSource.STATUS_QUERY,
+                                      T0) is CreditResult.DUPLICATE
+    assert payment.paid_amount == 200_000 and payment.new_events == []
+
+
+def test_late_money_on_a_closed_payment_is_counted_once_however_often_it_is_reported() -> None:
+    payment = new_payment()
+    later = T0 + timedelta(hours=2)
+    payment.cancel(later, "x")
+    assert payment.record_success(100_000, "bank_a", "TX9", EventSource.CALLBACK, later) is CreditResult.LATE
+    # The status query and reconciliation learn of the same transaction after the callback did.
+    assert payment.record_success(100_000, "bank_a", "TX9", EventSource.STATUS_QUERY, later) is CreditResult.DUPLICATE
+    assert payment.record_success(100_000, "bank_a", "", EventSource.RECONCILIATION, later) is CreditResult.DUPLICATE
+    assert payment.paid_amount == 100_000
+    with pytest.raises(InvalidArgument):
+        payment.refund(200_000, "r1", later)
+
+
+def test_a_transaction_first_reported_unnamed_is_named_by_the_next_report_of_it() -> None:
+    payment = new_payment()
+    assert payment.record_success(100_000, "bank_a", "", EventSource.STATUS_QUERY, T0) is CreditResult.APPLIED
+    assert payment.record_success(100_000, "bank_a", "TX1", EventSource.CALLBACK, T0) is CreditResult.DUPLICATE
+    # Now that bank_a's transaction has a name, a different one from bank_a is new money.
+    assert payment.record_success(100_000, "bank_a", "TX2", EventSource.CALLBACK, T0) is CreditResult.LATE
+    assert payment.paid_amount == 200_000
+
+
+def test_a_vietqr_credit_reported_twice_is_counted_once() -> None:
+    payment = new_payment()
+    assert payment.record_credit(40_000, "vietqr", "T1", EventSource.CALLBACK, T0) is CreditResult.PARTIAL
+    assert payment.record_credit(40_000, "vietqr", "T1", EventSource.STATUS_QUERY, T0) is CreditResult.DUPLICATE
+    assert payment.paid_amount == 40_000 and payment.status is PaymentStatus.PENDING
+
+
 @pytest.mark.parametrize("closing", ["cancel", "expire"])
 def test_a_success_after_expiry_or_cancellation_is_recorded_and_flagged_for_refund(closing: str) -> None:
     payment = new_payment()

@@ -14,11 +14,13 @@ from payments_fakes import ADMIN, HCM, World
 from payment_service.domain.connector import (
     CallbackOutcome,
     ConnectorErrorKind,
+    ConnectorResult,
     ConnectorStatus,
+    Credit,
     InboundNotification,
     NotificationKind,
 )
-from payment_service.domain.model import EventSource, EventType, PaymentStatus
+from payment_service.domain.model import FLAG_REFUND_REQUIRED, EventSource, EventType, PaymentStatus
 from payment_service.domain.receipt import XML_NAMESPACE
 from payment_service.domain.reference import new_reference
 from payment_service.service_layer.ports import OutboxKind
@@ -32,7 +34,7 @@ def result(reference: str, amount: int, status: ConnectorStatus = ConnectorStatu
 
 def credit(note: str, amount: int, notification_id: str = "c-1", reference: str = "") -> InboundNotification:
     return InboundNotification(NotificationKind.ACCOUNT_CREDITED, reference, ConnectorStatus.SUCCEEDED, amount,
-                               "FT2603020001", notification_id, transfer_note=note)
+                               f"FT-{notification_id}", notification_id, transfer_note=note)
 
 
 def _callbacks(world: World) -> list[dict[str, object]]:
@@ -229,6 +231,46 @@ def test_the_sweep_resolves_a_lost_callback_by_asking_the_connector(world: World
     assert world.store.events[-1][1].source is EventSource.STATUS_QUERY
     world.clock.advance(minutes=3)
     assert world.services.sweep_pending() == 0
+
+
+def test_a_transfer_query_counts_only_the_credits_no_notice_brought(world: World, monkeypatch) -> None:
+    payment = world.create()
+    note = f"thanh toan {payment.reference}"
+    world.services.handle_notification("vietqr", credit(note, 100_000, "c-1"))   # its notice: FT-c-1
+    # The 85,000 đồng notice is lost; the bank's credit list has both transfers.
+    credits = (Credit("FT-c-1", 100_000), Credit("FT-c-2", 85_000))
+    monkeypatch.setattr(world.vietqr, "query_status", lambda *args, **kwargs: ConnectorResult(
+        ConnectorStatus.SUCCEEDED, "FT-c-2", 185_000, credits=credits))
+    assert world.services.refresh_status("vietqr", payment.reference) is CallbackOutcome.ACCEPTED
+    stored = world.stored(payment.id)
+    assert stored.status is PaymentStatus.SUCCEEDED and stored.paid_amount == 185_000
+    assert FLAG_REFUND_REQUIRED not in stored.flags
+    # The lost notice arrives after all: the same transfer, already counted.
+    assert world.services.handle_notification("vietqr", credit(note, 85_000, "c-2")) is CallbackOutcome.DUPLICATE
+    assert world.stored(payment.id).paid_amount == 185_000
+
+
+def test_a_partial_payment_found_by_the_sweep_is_recorded_while_it_stays_open(world: World, monkeypatch) -> None:
+    payment = world.create()
+    world.services.start_channel(payment.reference, "vietqr")
+    monkeypatch.setattr(world.vietqr, "query_status", lambda *args, **kwargs: ConnectorResult(
+        ConnectorStatus.PENDING, "FT-1", 100_000, credits=(Credit("FT-1", 100_000),)))
+    world.clock.advance(minutes=3)
+    world.services.sweep_pending()
+    stored = world.stored(payment.id)
+    assert stored.status is PaymentStatus.PENDING and stored.paid_amount == 100_000
+
+
+def test_a_status_answer_with_the_wrong_amount_is_reviewed_once_however_often_asked(world: World) -> None:
+    payment = world.create()
+    world.services.start_channel(payment.reference, "bank")
+    world.bank.settle(payment.reference, ConnectorStatus.SUCCEEDED, amount=180_000)
+    for _ in range(3):
+        world.clock.advance(minutes=3)
+        world.services.sweep_pending()
+    assert world.stored(payment.id).status is PaymentStatus.PENDING
+    assert [(item.reason, item.amount, item.payment_id) for item in world.store.reviews] == [
+        ("amount_mismatch", 180_000, payment.id)]
 
 
 def test_the_sweep_leaves_pending_payments_alone_and_skips_open_circuits(world: World) -> None:
