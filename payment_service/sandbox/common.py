@@ -146,6 +146,12 @@ class SandboxPayment:
         final = self.final
         return final.amount if final and final.status is Status.SUCCEEDED else 0
 
+    def earlier_refund(self, refund_id: object) -> dict[str, Any] | None:
+        """The refund already made under the merchant's ``refund_id``: a retry is answered with it, never paid
+        twice (the portal standard keys refunds on it; for MoMo's orderId and Payoo's RefundId this is the safe
+        reading of an unpublished behaviour)."""
+        return next((item for item in self.refunds if refund_id and item.get("refund_id") == refund_id), None)
+
     def view(self) -> dict[str, Any]:
         final = self.final
         return {

@@ -133,13 +133,17 @@ class MomoProtocol:
                 if per_payment is not None:
                     return per_payment
             amount = int(body.get("amount", 0) or 0)
+            earlier = payment.earlier_refund(body.get("orderId")) if payment else None
+            if earlier is not None:
+                return self._answer(body, 0, "Thành công.", momo.REFUND_ANSWER_FIELDS, amount=earlier["amount"],
+                                    transId=earlier["trans_id"])
             refunded = sum(int(item["amount"]) for item in payment.refunds) if payment else 0
             if payment is None or payment.status is not Status.SUCCEEDED or amount <= 0 \
                     or refunded + amount > payment.paid_amount:
                 return self._answer(body, NOT_REFUNDABLE, "Giao dịch không thể hoàn tiền", momo.REFUND_ANSWER_FIELDS,
                                     amount=amount, transId=0)
             trans_id = int(sandbox.provider_reference())
-            payment.refunds.append({"amount": amount, "trans_id": trans_id, "refund_order": body.get("orderId")})
+            payment.refunds.append({"amount": amount, "trans_id": trans_id, "refund_id": body.get("orderId")})
             return self._answer(body, 0, "Thành công.", momo.REFUND_ANSWER_FIELDS, amount=amount, transId=trans_id)
 
         @app.get(momo.SETTLEMENT_PATH)

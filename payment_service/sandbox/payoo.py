@@ -149,6 +149,9 @@ class PayooProtocol:
             if fault is not None:
                 return fault
             amount = int(data.get("Money", 0) or 0)
+            earlier = payment.earlier_refund(data.get("RefundId")) if payment else None
+            if earlier is not None:
+                return self._envelope({"ResponseCode": payoo.OK, "RefundNo": earlier["refund_no"]})
             refunded = sum(int(item["amount"]) for item in payment.refunds) if payment else 0
             if payment is None or payment.status is not Status.SUCCEEDED or amount <= 0 \
                     or refunded + amount > payment.paid_amount:

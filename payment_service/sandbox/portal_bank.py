@@ -169,8 +169,8 @@ class PortalBankProtocol:
                 return fault
             if payment is None:
                 return side.error(404, "NOT_FOUND", "no payment with this reference")
-            earlier = next((item for item in payment.refunds if item["refund_id"] == body["refund_id"]), None)
-            if earlier is not None:  # refunds are idempotent on refund_id
+            earlier = payment.earlier_refund(body["refund_id"])
+            if earlier is not None:
                 return side.answer({"refund_id": body["refund_id"], "status": "ACCEPTED",
                                     "bank_refund_id": earlier["bank_refund_id"]})
             refunded = sum(int(item["amount"]) for item in payment.refunds)

@@ -82,6 +82,7 @@ VIETNAM = timezone(timedelta(hours=7), "ICT")
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 AGENCY_CACHE_SECONDS = 5.0
+REFUND_NAMESPACE = uuid.UUID("5d1b9a4e-2f0c-4c61-9a53-7e0b3c5d8f21")  # refund ids derived from (payment, key)
 
 
 class SystemClock:
@@ -444,7 +445,9 @@ class PaymentServices:
             if previous is not None:
                 return payment, previous
             amount = amount or payment.refundable_amount
-            refund_id = uuid.uuid4().hex
+            # The same id on every retry of this request: a refund the counterpart made but whose answer was lost
+            # (a timeout rolls this transaction back) is answered again by the counterpart, not paid twice.
+            refund_id = uuid.uuid5(REFUND_NAMESPACE, f"{payment.id}/{idempotency_key}").hex
             now = self.clock.now()
             # The state machine decides before the bank is asked to move any money.
             payment.refund(amount, refund_id, now)

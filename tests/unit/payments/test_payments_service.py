@@ -10,6 +10,7 @@ from payments_fakes import ADMIN, HCM, HN, HN_ACCOUNT, OTHER_ACCOUNT, T0, Caller
 from payment_service.domain import reference as references
 from payment_service.domain.commands import FeeLineInput
 from payment_service.domain.connector import (
+    ConnectorError,
     ConnectorErrorKind,
     ConnectorStatus,
     InboundNotification,
@@ -260,6 +261,29 @@ def test_refunds_go_through_the_connector_and_are_idempotent_per_key(world: Worl
     assert same.id == refund.id and len(world.bank.refunds) == 1
     done, _ = world.services.refund_payment(HCM, payment_id, 0, "r-2", "rest")
     assert done.status is PaymentStatus.REFUNDED and world.bank.refunds[-1][1] == 100_000
+
+
+def test_a_refund_retried_after_a_lost_answer_asks_the_bank_under_the_same_refund_id(world: World,
+                                                                                      monkeypatch) -> None:
+    payment_id = _paid(world)
+    asked: list[str] = []
+    answer_refund = world.bank.refund
+
+    def refund_then_lose_the_first_answer(*args, **kwargs):
+        asked.append(args[3])
+        if len(asked) == 1:  # the bank refunds, but its answer never arrives
+            raise ConnectorError(ConnectorErrorKind.TIMEOUT, "read timed out")
+        return answer_refund(*args, **kwargs)
+
+    monkeypatch.setattr(world.bank, "refund", refund_then_lose_the_first_answer)
+    with pytest.raises(Unavailable):
+        world.services.refund_payment(HCM, payment_id, 85_000, "r-1", "fee waived")
+    assert world.stored(payment_id).refunded_amount == 0   # nothing recorded without the bank's answer
+    _, refund = world.services.refund_payment(HCM, payment_id, 85_000, "r-1", "fee waived")
+    # The bank keys refunds on this id, so it answers the retry with the refund it already made.
+    assert asked == [refund.id, refund.id]
+    world.services.refund_payment(HCM, payment_id, 10_000, "r-2", "another refund")
+    assert asked[-1] != refund.id
 
 
 def test_refunding_more_than_paid_or_an_unpaid_payment_is_refused_before_the_bank_is_asked(world: World) -> None:
