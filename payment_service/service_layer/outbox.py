@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,9 +42,15 @@ class DispatchPolicy:
     timeout_seconds: float = 10.0          # every outbound call is bounded; nothing waits 30 s
     backoff_base_seconds: float = 5.0
     backoff_max_seconds: float = 3600.0
-    lease_seconds: float = 60.0            # a claimed row is invisible to other replicas this long
     batch_size: int = 50
     parallelism: int = 8
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claimed row stays invisible to other replicas: longer than the slowest batch can take
+        (every delivery in it running to its timeout), so a row still being delivered is never claimed twice."""
+        rounds = math.ceil(self.batch_size / self.parallelism)
+        return timedelta(seconds=2 * rounds * self.timeout_seconds + 30)
 
     def delay_after(self, attempts: int) -> timedelta:
         """Exponential backoff with ±20 % jitter so retries from many rows do not arrive in lockstep."""
@@ -70,7 +77,7 @@ class Dispatcher:
         """Deliver one batch of due rows; returns how many rows were attempted."""
         now = self.clock.now()
         with self.uow_factory() as uow:
-            entries = uow.outbox.claim_due(now, now + timedelta(seconds=self.policy.lease_seconds),
+            entries = uow.outbox.claim_due(now, now + self.policy.lease,
                                            self.policy.batch_size)
             agencies: dict[str, Agency | None] = {}
             for entry in entries:

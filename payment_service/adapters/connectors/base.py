@@ -21,6 +21,7 @@ from typing import Any
 
 import requests
 
+from payment_service.adapters.http_deadline import AnswerTooLarge, read_body
 from payment_service.domain.connector import (
     ConnectorError,
     ConnectorErrorKind,
@@ -291,21 +292,15 @@ class HttpClient:
                                   f"headers={headers} body={_printable(body)}"))
         started = time.monotonic()
         try:
-            # The connect timeout is part of the same budget; requests' read timeout applies per socket read,
-            # so the body loop below enforces the overall deadline.
+            # The connect timeout is part of the same budget; read_body enforces the overall deadline.
             with self.session.request(method, url, params=params, data=body, headers=headers, stream=True,
                                       allow_redirects=False,
                                       timeout=(min(self.timeout_seconds, 5.0), self.timeout_seconds)) as answer:
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in answer.iter_content(65536):
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > self.max_body_bytes:
-                        raise protocol_error(f"{operation}: answer larger than {self.max_body_bytes} bytes")
-                    if time.monotonic() > deadline:
-                        raise requests.Timeout("deadline passed while reading the answer")
-                response = HttpResponse(answer.status_code, dict(answer.headers), b"".join(chunks))
+                try:
+                    content = read_body(answer, deadline, self.max_body_bytes)
+                except AnswerTooLarge as too_large:
+                    raise protocol_error(f"{operation}: {too_large}") from None
+                response = HttpResponse(answer.status_code, dict(answer.headers), content)
         except requests.Timeout:
             self.log.warning("%s %s timed out after %.1fs", self.code, operation, time.monotonic() - started)
             raise ConnectorError(ConnectorErrorKind.TIMEOUT,

@@ -91,7 +91,8 @@ def test_money_after_a_cancellation_is_counted_once_per_transaction_on_every_pat
     payment = platform.stub.CreatePayment(create_request(f"late-{uuid.uuid4().hex}"), metadata=platform.token()).payment
     platform.stub.CancelPayment(pb.CancelPaymentRequest(payment_id=payment.id, reason="wrong fee"),
                                 metadata=platform.token())
-    assert platform.services.handle_notification("fakebank", _success(payment.reference)) is CallbackOutcome.ACCEPTED
+    notice = _success(payment.reference, notification_id=f"ipn-{uuid.uuid4().hex}")
+    assert platform.services.handle_notification("fakebank", notice) is CallbackOutcome.ACCEPTED
     # The sweep or reconciliation asks the bank later and hears of the same transfer (the stored list of counted
     # transactions must survive the database round trip for this to be recognised).
     answer = ConnectorResult(ConnectorStatus.SUCCEEDED, "FT-IT-1", 185_000)
