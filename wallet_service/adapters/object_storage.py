@@ -103,6 +103,15 @@ class MinioObjectStorage:
             return None
         raise Unavailable(f"object storage refused the read (HTTP {status})", reason="STORAGE_UNAVAILABLE")
 
+    def exists(self, key: str) -> bool:
+        url = self.client.get_presigned_url("HEAD", self.bucket, key, expires=_REQUEST_URL_LIFETIME)
+        status, _ = self._http.request("HEAD", url, headers={})
+        if status == 200:
+            return True
+        if status == 404:
+            return False
+        raise Unavailable(f"object storage refused the check (HTTP {status})", reason="STORAGE_UNAVAILABLE")
+
     def delete(self, key: str) -> None:
         try:
             self.client.remove_object(self.bucket, key)
@@ -145,6 +154,9 @@ class InMemoryObjectStorage:
     def get(self, key: str, max_bytes: int) -> bytes | None:
         data = self.objects.get(key)
         return None if data is None else data[:max_bytes + 1]
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
 
     def delete(self, key: str) -> None:
         with self._lock:

@@ -10,13 +10,13 @@ from typing import Any
 from servicekit.errors import InvalidArgument, ViolationCollector
 from wallet_service.domain.model import DocumentType, FieldType, MetadataField, ValidityRule
 
-TYPE_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
-FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-AGENCY_KIND = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
+TYPE_CODE = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
+FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+AGENCY_KIND = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
 MAX_METADATA_VALUE_CHARS = 2000
 MAX_METADATA_FIELDS = 64
-_INTEGER = re.compile(r"^-?\d{1,18}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_INTEGER = re.compile(r"-?\d{1,18}")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def type_from_mapping(raw: Mapping[str, Any]) -> DocumentType:
@@ -47,20 +47,20 @@ def type_from_mapping(raw: Mapping[str, Any]) -> DocumentType:
 def check_type(document_type: DocumentType) -> None:
     """Refuse a definition that could not be used to issue documents consistently."""
     problems = ViolationCollector()
-    if not TYPE_CODE.match(document_type.code):
+    if not TYPE_CODE.fullmatch(document_type.code):
         problems.add("code", "must be UPPER_SNAKE_CASE, 2-64 characters, starting with a letter")
     if not document_type.name.strip():
         problems.add("name", "must not be empty")
     if not document_type.issuing_agency_kinds:
         problems.add("issuing_agency_kinds", "name at least one kind of agency that may issue it")
     for index, kind in enumerate(document_type.issuing_agency_kinds):
-        if not AGENCY_KIND.match(kind):
+        if not AGENCY_KIND.fullmatch(kind):
             problems.add(f"issuing_agency_kinds[{index}]", "must be UPPER_SNAKE_CASE")
     if document_type.validity.max_validity_days < 0:
         problems.add("validity.max_validity_days", "must be 0 (no limit) or positive")
     seen: set[str] = set()
     for index, metadata_field in enumerate(document_type.metadata_fields):
-        if not FIELD_NAME.match(metadata_field.name):
+        if not FIELD_NAME.fullmatch(metadata_field.name):
             problems.add(f"metadata_fields[{index}].name", "must be lower_snake_case starting with a letter")
         if metadata_field.name in seen:
             problems.add(f"metadata_fields[{index}].name", f"duplicate field {metadata_field.name!r}")
@@ -72,11 +72,11 @@ def _parses_as(field_type: FieldType, value: str) -> bool:
     if field_type is FieldType.STRING:
         return bool(value.strip())
     if field_type is FieldType.INTEGER:
-        return bool(_INTEGER.match(value))
+        return bool(_INTEGER.fullmatch(value))
     if field_type is FieldType.BOOLEAN:
         return value in ("true", "false")
     if field_type is FieldType.DATE:
-        if not _DATE.match(value):
+        if not _DATE.fullmatch(value):
             return False
         try:
             date.fromisoformat(value)
@@ -120,7 +120,7 @@ def check_metadata(document_type: DocumentType, metadata: Mapping[str, str], *, 
         if declared is None:
             if document_type.closed_schema:
                 problems.add(f"{prefix}.{name}", f"is not a field of {document_type.code}")
-            elif not FIELD_NAME.match(name):
+            elif not FIELD_NAME.fullmatch(name):
                 problems.add(f"{prefix}.{name}", "field names must be lower_snake_case")
             continue
         if value == "" and not declared.required:

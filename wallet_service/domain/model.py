@@ -7,7 +7,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-NATIONAL_ID = re.compile(r"^\d{12}$")
+# The wallet's patterns are applied with fullmatch, never as "^...$": "$" also matches before a final newline,
+# which let "001099012345\n" past the check and into a varchar(12) column.
+NATIONAL_ID = re.compile(r"\d{12}")
 MAX_SHARE_DAYS = 30
 DEFAULT_SHARE_DAYS = 7
 MAX_PRESIGNED_URL_SECONDS = 300
@@ -225,6 +227,11 @@ class Share:
     request_id: str = ""
     # Documents actually handed over, so the agency may later re-check their status (VerifyDocument).
     redeemed_document_ids: list[str] = field(default_factory=list)
+
+    def in_force_at(self, now: datetime) -> bool:
+        """Whether the agency may still look at what the share handed over: neither revoked nor expired. A
+        used-up share still counts, so the agency can re-check the status of the documents it received."""
+        return self.revoked_at is None and now < self.expires_at
 
     def status_at(self, now: datetime) -> ShareStatus:
         if self.revoked_at is not None:

@@ -60,9 +60,9 @@ SCOPE_ISSUE = "wallet.issue"
 SCOPE_REDEEM = "wallet.redeem"
 SCOPE_ADMIN = "wallet.admin"
 ORPHAN_PREFIX = "sha256/"
-_KEY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_AGENCY_CODE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_CODE_TEXT = re.compile(r"^[A-Za-z0-9._/-]{1,64}$")
+_KEY_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_AGENCY_CODE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_CODE_TEXT = re.compile(r"[A-Za-z0-9._/-]{1,64}")
 MAX_IDEMPOTENCY_KEY = 128
 MAX_TEXT = 500
 
@@ -86,8 +86,8 @@ def actor_of(principal: Principal) -> Actor:
 
 def speaks_for_citizen(principal: Principal) -> bool:
     """A citizen's own token, or one identity's token exchange issued to act for a citizen (``act`` claim)."""
-    return bool(NATIONAL_ID.match(principal.subject)) and (principal.kind == KIND_CITIZEN
-                                                          or principal.actor is not None)
+    return bool(NATIONAL_ID.fullmatch(principal.subject)) and (principal.kind == KIND_CITIZEN
+                                                              or principal.actor is not None)
 
 
 def wallet_owner(principal: Principal) -> str:
@@ -122,6 +122,11 @@ def _request_not_found(request_id: str) -> NotFound:
                     metadata={"request_id": request_id})
 
 
+def _distinct(items: Iterable[str]) -> list[str]:
+    """Each item once, in first-seen order."""
+    return list(dict.fromkeys(items))
+
+
 def _check_idempotency_key(problems: ViolationCollector, key: str) -> None:
     if not key.strip():
         problems.add("idempotency_key", "is required so a retry cannot create a second copy")
@@ -130,12 +135,12 @@ def _check_idempotency_key(problems: ViolationCollector, key: str) -> None:
 
 
 def _check_citizen_id(problems: ViolationCollector, citizen_id: str, field_path: str = "citizen_id") -> None:
-    if not NATIONAL_ID.match(citizen_id):
+    if not NATIONAL_ID.fullmatch(citizen_id):
         problems.add(field_path, "must be the 12-digit national ID number")
 
 
 def _check_code(problems: ViolationCollector, value: str, field_path: str) -> None:
-    if not _CODE_TEXT.match(value):
+    if not _CODE_TEXT.fullmatch(value):
         problems.add(field_path, "is required: 1-64 letters, digits, '.', '_', '-' or '/'")
 
 
@@ -269,11 +274,11 @@ class WalletHandlers:
                          algorithm: SignatureAlgorithm | None, public_key_pem: str) -> IssuerKey:
         """Register a key (admin RPC, or the dev seed at start-up); re-registering the same key is a no-op."""
         problems = ViolationCollector()
-        if not _KEY_ID.match(key_id):
+        if not _KEY_ID.fullmatch(key_id):
             problems.add("key_id", "1-128 letters, digits, '.', '_', ':' or '-'")
-        if not _AGENCY_CODE.match(agency_code):
+        if not _AGENCY_CODE.fullmatch(agency_code):
             problems.add("agency_code", "1-64 letters, digits, '.', '_' or '-'")
-        if not catalogue.AGENCY_KIND.match(agency_kind):
+        if not catalogue.AGENCY_KIND.fullmatch(agency_kind):
             problems.add("agency_kind", "must be UPPER_SNAKE_CASE, e.g. JUSTICE_DEPARTMENT")
         if algorithm is None:
             problems.add("algorithm", "must be ES256 or Ed25519")
@@ -427,7 +432,8 @@ class WalletHandlers:
         """Put the content under its content-addressed key and commit the row and its log entry, all while
         holding the lock on the content hash. Content-addressed objects are immutable, so the put needs no
         temporary key: if anything fails before the commit, the object is removed again unless it was
-        already stored for another document (then it was never ours to remove)."""
+        already stored for another document (then it was never ours to remove). Known content whose object is
+        missing (lost to an earlier failure) is put again, so the new document does not point at nothing."""
         key = content_key(content.sha256)
         with self._uow() as uow:
             uow.blobs.lock(content.sha256)
@@ -443,7 +449,7 @@ class WalletHandlers:
                 events.append(self._supersede(uow, document.supersedes_document_id, document,
                                               "superseded by a new version"))
             try:
-                if blob_is_new:
+                if blob_is_new or not self._storage.exists(key):
                     content.body.seek(0)
                     self._storage.put(key, content.body, content.size, content.content_type)
                 self._log(uow, document.citizen_id, actor, events)
@@ -513,7 +519,7 @@ class WalletHandlers:
 
     def _readable(self, uow: UnitOfWork, principal: Principal, document_id: str, *, shared_ok: bool) -> Document:
         """The document if this caller may read it: its owner, its issuer, or (``shared_ok``) an agency it was
-        handed to through a share that is not revoked."""
+        handed to through a share still in force (neither revoked nor expired)."""
         document = uow.documents.get(document_id)
         if document is None:
             raise _document_not_found(document_id)
@@ -524,8 +530,9 @@ class WalletHandlers:
         if principal.agency and principal.has_scope(SCOPE_ISSUE) and document.issuer_agency == principal.agency:
             return document
         if shared_ok and principal.agency and principal.has_scope(SCOPE_REDEEM):
+            now = self._clock()
             for share in uow.shares.list(citizen_id=document.citizen_id, agency_code=principal.agency, limit=10_000):
-                if share.revoked_at is None and document_id in share.redeemed_document_ids:
+                if share.in_force_at(now) and document_id in share.redeemed_document_ids:
                     return document
         raise _document_not_found(document_id)
 
@@ -657,10 +664,15 @@ class WalletHandlers:
             removed = not uow.blobs.referenced(document.content_sha256)
             if removed:
                 uow.blobs.delete(document.content_sha256)
-                # Removed before the commit, while the hash is locked, so a concurrent issue of the same
-                # bytes either sees the blob row gone (and puts the object again) or waits for us.
-                self._storage.delete(content_key(document.content_sha256))
             uow.commit()
+        if removed:
+            # Only once the rows are gone for good: removed before a commit that then failed, the object would be
+            # lost to every document holding these bytes. Should this fail, the orphan sweep removes it later.
+            try:
+                self._remove_unless_known(document.content_sha256)
+            except Exception:
+                log.warning("could not remove the content of a deleted upload", extra={
+                    "key": content_key(document.content_sha256)}, exc_info=True)
         return removed
 
     # --- sharing -------------------------------------------------------------------------------------------
@@ -672,9 +684,10 @@ class WalletHandlers:
         with self._uow() as uow:
             earlier = uow.shares.by_idempotency(owner, command.idempotency_key) if command.idempotency_key else None
             if earlier is not None:
-                if (earlier.agency_code, earlier.dossier_code, list(earlier.document_ids), list(earlier.type_codes)) \
-                        == (command.agency_code, command.dossier_code, list(command.document_ids),
-                            list(command.type_codes)):
+                # The stored share names each document and type once, so a retry is compared the same way.
+                if (earlier.agency_code, earlier.dossier_code, earlier.document_ids, earlier.type_codes) \
+                        == (command.agency_code, command.dossier_code, _distinct(command.document_ids),
+                            _distinct(command.type_codes)):
                     return earlier
                 raise Conflict(f"idempotency key {command.idempotency_key!r} was already used for another share",
                                reason="IDEMPOTENCY_KEY_REUSED", metadata={"share_id": earlier.share_id})
@@ -694,7 +707,7 @@ class WalletHandlers:
     def _new_share(self, uow: UnitOfWork, owner: str, command: ShareCommand, problems: ViolationCollector,
                    request_id: str = "") -> Share:
         now = self._clock()
-        if not _AGENCY_CODE.match(command.agency_code):
+        if not _AGENCY_CODE.fullmatch(command.agency_code):
             problems.add("agency_code", "the receiving agency's code is required")
         _check_code(problems, command.dossier_code, "dossier_code")
         _check_code(problems, command.procedure_code, "procedure_code")
@@ -724,8 +737,8 @@ class WalletHandlers:
                                          reason="DOCUMENT_REVOKED")
         share = Share(share_id=self._new_id(), citizen_id=owner, agency_code=command.agency_code,
                       dossier_code=command.dossier_code, procedure_code=command.procedure_code,
-                      purpose=command.purpose, document_ids=list(dict.fromkeys(command.document_ids)),
-                      type_codes=list(dict.fromkeys(command.type_codes)), created_at=now, expires_at=expires_at,
+                      purpose=command.purpose, document_ids=_distinct(command.document_ids),
+                      type_codes=_distinct(command.type_codes), created_at=now, expires_at=expires_at,
                       max_uses=command.max_uses, idempotency_key=command.idempotency_key, request_id=request_id)
         uow.shares.add(share)
         return share
@@ -926,8 +939,11 @@ class WalletHandlers:
     def verify_access_log(self, principal: Principal) -> ChainCheck:
         owner = wallet_owner(principal)
         with self._uow() as uow:
+            # Head first, then the chain only up to it: entries and head move in one transaction, so every entry
+            # up to the head is committed, while entries appended after the head was read (each statement sees
+            # its own snapshot) would otherwise look like a chain longer than its head.
             head = uow.log.head(owner, lock=False)
-            return verify_chain(uow.log.chain(owner), head=head)
+            return verify_chain(uow.log.chain(owner, through=head[0]), head=head)
 
     # --- housekeeping --------------------------------------------------------------------------------------
 
@@ -942,11 +958,15 @@ class WalletHandlers:
             with self._uow() as uow:
                 known = uow.blobs.known(hashes)
             unknown = [sha256 for sha256 in hashes if sha256 not in known]
-            for sha256 in unknown:
-                # Re-checked under the hash lock: an issue of the same bytes may have committed meanwhile.
-                with self._uow() as uow:
-                    uow.blobs.lock(sha256)
-                    if not uow.blobs.known([sha256]):
-                        self._storage.delete(content_key(sha256))
-                        removed += 1
+            removed += sum(self._remove_unless_known(sha256) for sha256 in unknown)
         return removed
+
+    def _remove_unless_known(self, sha256: str) -> bool:
+        """Remove the object of content no blob row records. Re-checked under the hash lock: an issue of the same
+        bytes may have committed since the caller looked, and one in flight waits until we are done."""
+        with self._uow() as uow:
+            uow.blobs.lock(sha256)
+            if uow.blobs.known([sha256]):
+                return False
+            self._storage.delete(content_key(sha256))
+            return True

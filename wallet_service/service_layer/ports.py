@@ -37,6 +37,10 @@ class ObjectStorage(Protocol):
         """The object's bytes (at most ``max_bytes`` + 1, so an overgrown object shows), or None if missing."""
         ...
 
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key`` (without reading it)."""
+        ...
+
     def delete(self, key: str) -> None: ...
 
     def presigned_get_url(self, key: str, expires: timedelta) -> str: ...
@@ -152,8 +156,8 @@ class AccessLogRepository(Protocol):
         """Newest first."""
         ...
 
-    def chain(self, citizen_id: str) -> Iterator[AccessLogEntry]:
-        """Every entry, oldest first."""
+    def chain(self, citizen_id: str, *, through: int) -> Iterator[AccessLogEntry]:
+        """The entries up to sequence ``through``, oldest first."""
         ...
 
 

@@ -35,6 +35,13 @@ def test_what_is_put_is_read_back_and_seen_by_the_sdk_with_its_type(storage):
     assert (stat.size, stat.content_type) == (len(BODY), "application/pdf")
 
 
+def test_exists_tells_a_stored_object_from_a_missing_one(storage):
+    storage.put("sha256/there", io.BytesIO(BODY), len(BODY), "application/pdf")
+    assert storage.exists("sha256/there") and not storage.exists("sha256/never-stored")
+    storage.delete("sha256/there")
+    assert not storage.exists("sha256/there")
+
+
 def test_a_read_stops_one_byte_past_the_size_it_expects(storage):
     storage.put("sha256/grown", io.BytesIO(BODY), len(BODY), "application/pdf")
     assert storage.get("sha256/grown", 100) == BODY[:101]
@@ -76,8 +83,12 @@ def test_repeated_reads_of_one_object_sign_once_and_still_see_an_overwrite(stora
     storage.put("sha256/hot", io.BytesIO(BODY), len(BODY), "application/pdf")
     signed = []
     real_presign = storage.client.presigned_get_object
-    monkeypatch.setattr(storage.client, "presigned_get_object",
-                        lambda *args, **kwargs: signed.append(args) or real_presign(*args, **kwargs))
+
+    def counted_presign(*args, **kwargs):
+        signed.append(args)
+        return real_presign(*args, **kwargs)
+
+    monkeypatch.setattr(storage.client, "presigned_get_object", counted_presign)
     assert storage.get("sha256/hot", len(BODY)) == BODY
     storage.client.put_object(storage.bucket, "sha256/hot", io.BytesIO(b"tampered"), 8)
     # The reused URL is a read of whatever is stored now, never a cached body.

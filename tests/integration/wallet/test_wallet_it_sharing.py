@@ -9,7 +9,7 @@ import grpc
 import pytest
 from dvc.wallet.v1 import wallet_pb2 as pb
 from sqlalchemy import text
-from wallet_it_support import JUSTICE, RECEIVER, new_citizen, reason_of, stamp, unique_pdf
+from wallet_it_support import JUSTICE, RECEIVER, new_citizen, reason_of, stamp, unique_pdf, violations_of
 
 pytestmark = pytest.mark.integration
 
@@ -288,6 +288,21 @@ def test_isolation_an_agency_reads_only_what_it_issued_or_was_shared(api, someon
         "UBND-Q3")).shares] == []
 
 
+def test_isolation_an_expired_share_no_longer_opens_what_it_handed_over(api):
+    citizen_id = new_citizen()
+    document_id = api.issue(unique_pdf("expiring"), citizen_id).document_id
+    share = api.share(citizen_id, [document_id], expires_at=datetime.now(UTC) + timedelta(seconds=2))
+    api.redeem(share.share_id)
+    read = lambda: api.stub.GetDocument(pb.GetDocumentRequest(document_id=document_id),  # noqa: E731
+                                        metadata=api.receiver())
+    verify = lambda: api.stub.VerifyDocument(pb.VerifyDocumentRequest(document_id=document_id),  # noqa: E731
+                                             metadata=api.receiver())
+    assert read().document.document_id == document_id and verify().verification.valid
+    time.sleep(max(0.0, (share.expires_at.ToDatetime(tzinfo=UTC) - datetime.now(UTC)).total_seconds()) + 0.1)
+    _refused(read, grpc.StatusCode.NOT_FOUND, "DOCUMENT_NOT_FOUND")
+    _refused(verify, grpc.StatusCode.NOT_FOUND, "DOCUMENT_NOT_FOUND")
+
+
 def test_isolation_a_citizen_token_cannot_issue_or_redeem(api, someone_elses):
     owner = api.citizen(someone_elses["owner"])
     _refused(lambda: list(api.stub.RedeemShare(pb.RedeemShareRequest(share_id=someone_elses["share"]),
@@ -301,6 +316,14 @@ def test_isolation_a_citizen_token_cannot_issue_or_redeem(api, someone_elses):
 def test_calls_without_a_token_are_refused(api):
     _refused(lambda: api.stub.ListDocuments(pb.ListDocumentsRequest()), grpc.StatusCode.UNAUTHENTICATED,
              "MISSING_TOKEN")
+
+
+def test_a_citizen_id_with_a_trailing_newline_is_an_invalid_argument(api):
+    request = pb.RequestDocumentsRequest(citizen_id=new_citizen() + "\n", type_codes=["BIRTH_CERT"],
+                                         dossier_code="HS-NL", procedure_code="1.0", idempotency_key="nl")
+    refused = _refused(lambda: api.stub.RequestDocuments(request, metadata=api.receiver()),
+                       grpc.StatusCode.INVALID_ARGUMENT, "INVALID_ARGUMENT")
+    assert violations_of(refused) == {"citizen_id"}
 
 
 def test_expires_at_is_honoured_to_the_second(api):

@@ -31,6 +31,7 @@ def test_an_issued_document_needs_every_required_field():
 @pytest.mark.parametrize(("field", "value"), [
     ("amount_vnd", "50.000"),
     ("amount_vnd", "fifty"),
+    ("amount_vnd", "50000\n"),
     ("paid_at", "2026-01-31 09:30"),
     ("paid_at", "2026-01-31T09:30:00"),
     ("receipt_number", "   "),
@@ -75,6 +76,14 @@ def test_invalid_type_definitions_are_refused_field_by_field():
     with pytest.raises(InvalidArgument):
         type_from_mapping({"code": "OK_CODE", "name": "n", "issuing_agency_kinds": ["POLICE"],
                            "metadata_fields": [{"name": "x", "type": "decimal"}]})
+
+
+def test_type_definition_names_with_a_trailing_newline_are_refused():
+    with pytest.raises(InvalidArgument) as refused:
+        type_from_mapping({"code": "OK_CODE\n", "name": "n", "issuing_agency_kinds": ["POLICE\n"],
+                           "metadata_fields": [{"name": "number\n", "type": "string"}]})
+    assert [v.field for v in refused.value.violations] == ["code", "issuing_agency_kinds[0]",
+                                                           "metadata_fields[0].name"]
 
 
 def test_a_configuration_file_adds_and_overrides_types(tmp_path):

@@ -18,7 +18,14 @@ from wallet_fakes import (
 )
 
 from servicekit.errors import Conflict, FailedPrecondition, InvalidArgument, PermissionDenied
-from wallet_service.domain.model import AccessAction, DocumentStatus, StoredStatus, TrustLevel
+from wallet_service.bootstrap import dev_issuer_keys
+from wallet_service.domain.model import (
+    AccessAction,
+    DocumentStatus,
+    StoredStatus,
+    TrustLevel,
+    VerificationStatus,
+)
 from wallet_service.service_layer.handlers import UploadCommand
 
 ISSUER = agency(JUSTICE, "wallet.issue")
@@ -142,6 +149,23 @@ def test_a_declared_hash_that_does_not_match_is_named(wallet):
     assert refused.value.reason == "CONTENT_HASH_MISMATCH"
 
 
+def test_a_citizen_id_with_a_trailing_newline_is_refused(wallet):
+    command = issue_command(PDF, citizen_id=CITIZEN + "\n")
+    with pytest.raises(InvalidArgument) as refused:
+        wallet.handlers.issue_document(ISSUER, command, [PDF])
+    assert [v.field for v in refused.value.violations] == ["metadata.citizen_id"]
+    assert _nothing_stored(wallet)
+
+
+def test_issuer_key_names_with_a_trailing_newline_are_refused(wallet):
+    key = dev_issuer_keys()[JUSTICE]
+    with pytest.raises(InvalidArgument) as refused:
+        wallet.handlers.store_issuer_key(key_id="stp-hcm-2027\n", agency_code=JUSTICE + "\n",
+                                         agency_kind=key.agency_kind + "\n", algorithm=key.algorithm,
+                                         public_key_pem=key.public_key_pem)
+    assert [v.field for v in refused.value.violations] == ["key_id", "agency_code", "agency_kind"]
+
+
 def test_issuing_needs_the_issue_scope_and_the_agencys_own_key(wallet):
     with pytest.raises(PermissionDenied) as refused:
         wallet.handlers.issue_document(agency(JUSTICE, "wallet.redeem"), issue_command(PDF), [PDF])
@@ -199,6 +223,15 @@ def test_a_failed_commit_keeps_an_object_other_documents_hold(wallet):
     with pytest.raises(RuntimeError):
         wallet.handlers.issue_document(ISSUER, issue_command(PDF, idempotency_key="second"), [PDF])
     assert len(wallet.storage.objects) == 1 and len(wallet.database.documents) == 1
+
+
+def test_known_bytes_whose_object_went_missing_are_put_again(wallet):
+    first, _ = wallet.handlers.issue_document(ISSUER, issue_command(PDF, idempotency_key="first"), [PDF])
+    wallet.storage.objects.clear()  # lost while its blob row stayed (as a failed deletion once left it)
+    wallet.handlers.issue_document(ISSUER, issue_command(PDF, idempotency_key="second"), [PDF])
+    assert wallet.storage.objects == {f"sha256/{first.content_sha256}": PDF}
+    _, verification = wallet.handlers.verify(citizen(), first.document_id)
+    assert verification.verification_status is VerificationStatus.VERIFIED
 
 
 def test_a_stream_broken_mid_way_stores_nothing(wallet):
@@ -262,6 +295,33 @@ def test_deleting_an_upload_removes_its_object(wallet):
     assert wallet.handlers.delete_own_document(citizen(), document.document_id) is True
     assert not wallet.storage.objects and not wallet.database.documents and not wallet.database.blobs
     assert wallet.database.log[CITIZEN][-1].action is AccessAction.DELETED
+
+
+def test_a_deletion_that_fails_to_commit_keeps_the_content(wallet):
+    document, _ = wallet.handlers.upload_own_document(citizen(), UploadCommand("", "scan", {}, "u1"), [PDF])
+    wallet.database.fail_next_commit = RuntimeError("database went away")
+    with pytest.raises(RuntimeError):
+        wallet.handlers.delete_own_document(citizen(), document.document_id)
+    _, verification = wallet.handlers.verify(citizen(), document.document_id)
+    assert verification.verification_status is VerificationStatus.UNSIGNED_INTACT
+    # The retried deletion still removes the object.
+    assert wallet.handlers.delete_own_document(citizen(), document.document_id) is True
+    assert not wallet.storage.objects and not wallet.database.blobs
+
+
+def test_a_deletion_is_done_even_when_its_object_cannot_be_removed_and_the_sweep_takes_it(wallet, monkeypatch):
+    document, _ = wallet.handlers.upload_own_document(citizen(), UploadCommand("", "scan", {}, "u1"), [PDF])
+    key = f"sha256/{document.content_sha256}"
+
+    def unreachable(_: str) -> None:
+        raise OSError("S3 unreachable")
+
+    monkeypatch.setattr(wallet.storage, "delete", unreachable)
+    assert wallet.handlers.delete_own_document(citizen(), document.document_id) is True
+    assert not wallet.database.documents and not wallet.database.blobs and key in wallet.storage.objects
+    monkeypatch.undo()
+    wallet.clock.now = wallet.storage.modified[key] + timedelta(hours=1)
+    assert wallet.handlers.sweep_orphans(timedelta(minutes=15)) == 1 and not wallet.storage.objects
 
 
 def test_deleting_an_upload_keeps_bytes_another_document_holds(wallet):

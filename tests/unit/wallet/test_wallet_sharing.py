@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from wallet_fakes import (
@@ -11,6 +12,8 @@ from wallet_fakes import (
     OTHER_CITIZEN,
     PDF,
     RECEIVER,
+    FakeLog,
+    FakeUnitOfWork,
     agency,
     citizen,
     issue_command,
@@ -18,6 +21,7 @@ from wallet_fakes import (
 
 from servicekit.auth import Actor as TokenActor
 from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from wallet_service.domain.access_log import LogEvent, next_entry
 from wallet_service.domain.model import (
     AccessAction,
     DocumentStatus,
@@ -25,7 +29,8 @@ from wallet_service.domain.model import (
     ShareStatus,
     VerificationStatus,
 )
-from wallet_service.service_layer.handlers import ShareCommand, UploadCommand
+from wallet_service.domain.model import Actor as LogActor
+from wallet_service.service_layer.handlers import ShareCommand, UploadCommand, WalletHandlers
 
 ISSUER = agency(JUSTICE, "wallet.issue")
 REDEEMER = agency(RECEIVER, "wallet.redeem")
@@ -196,6 +201,14 @@ def test_a_single_use_share_works_once(wallet):
     assert refused.value.reason == "SHARE_USED_UP"
 
 
+def test_a_retried_share_naming_a_document_twice_returns_the_first_share(wallet):
+    document_id = _issue(wallet).document_id
+    first = _share(wallet, [document_id, document_id], type_codes=["BIRTH_CERT", "BIRTH_CERT"], key="twice")
+    again = _share(wallet, [document_id, document_id], type_codes=["BIRTH_CERT", "BIRTH_CERT"], key="twice")
+    assert again.share_id == first.share_id and list(wallet.database.shares) == [first.share_id]
+    assert (again.document_ids, again.type_codes) == ([document_id], ["BIRTH_CERT"])
+
+
 def test_share_rules_expiry_at_most_thirty_days_purpose_required(wallet):
     document = _issue(wallet)
     with pytest.raises(InvalidArgument) as refused:
@@ -272,6 +285,22 @@ def test_a_declined_request_shares_nothing_and_cannot_be_approved_later(wallet):
     with pytest.raises(FailedPrecondition):
         wallet.handlers.answer_document_request(citizen(), request.request_id, approve=True)
     assert AccessAction.REQUEST_DECLINED in _actions(wallet)
+
+
+@pytest.mark.parametrize("field", ["agency_code", "dossier_code", "procedure_code"])
+def test_a_share_code_with_a_trailing_newline_is_refused(wallet, field):
+    document_id = _issue(wallet).document_id
+    with pytest.raises(InvalidArgument) as refused:
+        _share(wallet, [document_id], **{field: {"agency_code": RECEIVER, "dossier_code": "HS-1",
+                                                  "procedure_code": "1.001612"}[field] + "\n"})
+    assert [v.field for v in refused.value.violations] == [field]
+
+
+def test_a_requested_citizen_id_with_a_trailing_newline_is_refused(wallet):
+    with pytest.raises(InvalidArgument) as refused:
+        wallet.handlers.request_documents(REDEEMER, citizen_id=CITIZEN + "\n", type_codes=["BIRTH_CERT"],
+                                          dossier_code="HS", procedure_code="P", purpose="", idempotency_key="r")
+    assert [v.field for v in refused.value.violations] == ["citizen_id"]
 
 
 def test_requests_name_known_types_and_a_real_citizen(wallet):
@@ -377,6 +406,21 @@ def test_an_agency_reads_a_shared_document_only_after_redeeming_its_share(wallet
         wallet.handlers.get_document(REDEEMER, document.document_id)
 
 
+def test_an_agency_loses_a_redeemed_document_when_its_share_expires(wallet):
+    document = _issue(wallet)
+    # Single use and used up at once: status checks stay open until expiry, not until the last use.
+    share = _share(wallet, [document.document_id], max_uses=1, expires_at=wallet.clock.now + timedelta(days=2))
+    wallet.handlers.redeem_share(REDEEMER, share.share_id)
+    assert wallet.handlers.get_document(REDEEMER, document.document_id).document_id == document.document_id
+    assert wallet.handlers.verify(REDEEMER, document.document_id)[1].valid
+    wallet.clock.advance(days=2)
+    for attempt in (lambda: wallet.handlers.get_document(REDEEMER, document.document_id),
+                    lambda: wallet.handlers.verify(REDEEMER, document.document_id)):
+        with pytest.raises(NotFound) as refused:
+            attempt()
+        assert refused.value.reason == "DOCUMENT_NOT_FOUND"
+
+
 def test_an_agency_sees_only_shares_and_requests_addressed_to_it(wallet):
     _share(wallet, [_issue(wallet).document_id])
     wallet.handlers.request_documents(REDEEMER, citizen_id=CITIZEN, type_codes=["BIRTH_CERT"], dossier_code="HS",
@@ -415,6 +459,38 @@ def test_an_edited_log_entry_is_reported(wallet):
     entries[1] = replace(entries[1], actor_subject="nobody")
     check = wallet.handlers.verify_access_log(citizen())
     assert not check.intact and check.first_broken_sequence == 2
+
+
+def test_an_entry_committed_while_the_log_is_verified_is_no_false_alarm(wallet):
+    document = _issue(wallet)
+    wallet.handlers.get_document(citizen(), document.document_id)
+    racing = WalletHandlers(lambda: _EntryCommitsAfterTheHeadIsRead(wallet.database), wallet.storage,
+                            clock=wallet.clock)
+    check = racing.verify_access_log(citizen())
+    assert check.intact and check.entries_checked == 2
+    # What was really changed is still caught.
+    entries = wallet.database.log[CITIZEN]
+    entries[1] = replace(entries[1], actor_subject="nobody")
+    check = racing.verify_access_log(citizen())
+    assert not check.intact and check.first_broken_sequence == 2
+
+
+class _EntryCommitsAfterTheHeadIsRead(FakeUnitOfWork):
+    """A transaction that sees another one's log entry commit between reading the head and reading the chain
+    (each statement of a PostgreSQL READ COMMITTED transaction sees what was committed when it started)."""
+
+    def __enter__(self) -> FakeUnitOfWork:
+        super().__enter__()
+        self.log = _LogWithAnAppendAfterTheHead(self.state)
+        return self
+
+
+class _LogWithAnAppendAfterTheHead(FakeLog):
+    def head(self, citizen_id: str, *, lock: bool) -> tuple[int, str]:
+        sequence, last_hash = super().head(citizen_id, lock=lock)
+        self.append([next_entry(citizen_id, sequence + 1, last_hash, LogActor("ubnd-q1-system", "client"),
+                                LogEvent(AccessAction.READ), datetime(2026, 3, 1, 9, 0, tzinfo=UTC))])
+        return sequence, last_hash
 
 
 # --- orphans --------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from wallet_service.domain.model import (
     Share,
     StoredStatus,
 )
+from wallet_service.service_layer import ports
 from wallet_service.service_layer.handlers import IssueCommand, WalletHandlers
 
 CITIZEN = "001099012345"
@@ -202,7 +203,7 @@ class _Requests:
         return _newest_first(found, "created_at")[offset:offset + limit]
 
 
-class _Log:
+class FakeLog:
     def __init__(self, state: FakeDatabase) -> None:
         self.state = state
 
@@ -220,8 +221,9 @@ class _Log:
                    if not document_id or entry.document_id == document_id]
         return entries[offset:offset + limit]
 
-    def chain(self, citizen_id: str) -> Iterator[AccessLogEntry]:
-        yield from sorted(self.state.log.get(citizen_id, []), key=lambda entry: entry.sequence)
+    def chain(self, citizen_id: str, *, through: int) -> Iterator[AccessLogEntry]:
+        yield from sorted((entry for entry in self.state.log.get(citizen_id, []) if entry.sequence <= through),
+                          key=lambda entry: entry.sequence)
 
 
 class FakeUnitOfWork:
@@ -232,13 +234,14 @@ class FakeUnitOfWork:
 
     def __enter__(self) -> FakeUnitOfWork:
         self.state = copy.deepcopy(self.database)
-        self.types = _Types(self.state)
-        self.keys = _Keys(self.state)
-        self.blobs = _Blobs(self.state)
-        self.documents = _Documents(self.state)
-        self.shares = _Shares(self.state)
-        self.requests = _Requests(self.state)
-        self.log = _Log(self.state)
+        # Typed as the ports (as the SQL unit of work is), so the fake satisfies the UnitOfWork protocol.
+        self.types: ports.DocumentTypeRepository = _Types(self.state)
+        self.keys: ports.IssuerKeyRepository = _Keys(self.state)
+        self.blobs: ports.BlobRepository = _Blobs(self.state)
+        self.documents: ports.DocumentRepository = _Documents(self.state)
+        self.shares: ports.ShareRepository = _Shares(self.state)
+        self.requests: ports.RequestRepository = _Requests(self.state)
+        self.log: ports.AccessLogRepository = FakeLog(self.state)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
