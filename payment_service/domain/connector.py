@@ -64,6 +64,7 @@ class Credit:
 
     provider_reference: str
     amount: int
+    account: str = ""                # "bin/number" of the account credited ('' when the bank does not say)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class InboundNotification:
     provider_reference: str
     notification_id: str             # the counterpart's id for this message (deduplication)
     transfer_note: str = ""          # for credit notices: the note as the bank received it
+    credited_account: str = ""       # for credit notices: "bin/number" of the account credited
     occurred_at: datetime | None = None
     raw_code: str = ""
 

@@ -265,6 +265,11 @@ class Payment:
         # Replaced even by '': a previous connector's token means nothing to this one.
         self.checkout_reference = checkout_reference
 
+    def receives_into(self, account: str) -> bool:
+        """Whether a transfer credited to ``account`` ("bin/number"; '' when the bank does not say) reached this
+        payment's beneficiary account: a note naming this payment on a transfer to another account is not it."""
+        return not account or account == f"{self.beneficiary.bank_bin}/{self.beneficiary.account}"
+
     def record_success(self, amount: int, connector_code: str, provider_reference: str, source: EventSource,
                        at: datetime) -> CreditResult:
         """A counterpart says the whole payment succeeded: the amount must match exactly. The same transaction

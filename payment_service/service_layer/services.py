@@ -504,6 +504,15 @@ class PaymentServices:
                 return CallbackOutcome.UNKNOWN_REFERENCE
             if notification.notification_id and uow.notifications.seen(connector_code, notification.notification_id):
                 return CallbackOutcome.DUPLICATE
+            if credit and not payment.receives_into(notification.credited_account):
+                # The note names this payment but the money reached another account (another agency's): it
+                # pays nothing here, and a person must find where it belongs.
+                if notification.notification_id:
+                    uow.notifications.record(connector_code, notification.notification_id, payment.id,
+                                             "wrong_account", now)
+                uow.reviews.add(self._review_item(connector_code, notification, "wrong_account", payment))
+                uow.commit()
+                return CallbackOutcome.ACCEPTED
             agency = uow.agencies.get(payment.agency_code)
             if not credit and agency is not None and connector_code not in agency.allowed_connectors() \
                     and connector_code != payment.connector_code:
@@ -595,10 +604,12 @@ class PaymentServices:
             locked = uow.payments.get(payment.id, lock=True)
             if locked is None:
                 return CallbackOutcome.UNKNOWN_REFERENCE
+            # A credit to another account is not this payment's money; its notice holds it for review.
+            credits = [credit for credit in result.credits if locked.receives_into(credit.account)]
             if result.credits:
                 outcome = _combined([self._apply_status(uow, locked, connector_code, ConnectorStatus.SUCCEEDED,
                                                         credit.amount, credit.provider_reference, source, credit=True)
-                                     for credit in result.credits])
+                                     for credit in credits])
             else:
                 outcome = self._apply_status(uow, locked, connector_code, result.status, result.amount,
                                              result.provider_reference, source)

@@ -126,7 +126,8 @@ class VietQrTransferConnector(ConnectorBase):
         if not matched:
             return ConnectorResult(ConnectorStatus.PENDING, message="no transfer with this reference yet")
         credits = tuple(Credit(str(item.get("bank_transaction_id", "")),
-                               to_dong(item.get("amount", ""), what="credit amount")) for item in matched)
+                               to_dong(item.get("amount", ""), what="credit amount"), _account(item))
+                        for item in matched)
         total = sum(credit.amount for credit in credits)
         times = [moment for moment in (parse_time(item.get("credited_at")) for item in matched) if moment]
         status = ConnectorStatus.SUCCEEDED if total >= amount else ConnectorStatus.PENDING
@@ -175,7 +176,16 @@ class VietQrTransferConnector(ConnectorBase):
             kind=NotificationKind.ACCOUNT_CREDITED, reference=extract_reference(note),
             status=ConnectorStatus.SUCCEEDED, amount=to_dong(notice.get("amount", ""), what="amount"),
             provider_reference=str(notice["bank_transaction_id"]), notification_id=str(notice["notification_id"]),
-            transfer_note=note, occurred_at=parse_time(notice.get("credited_at")), raw_code="ACCOUNT_CREDITED")
+            transfer_note=note, occurred_at=parse_time(notice.get("credited_at")), raw_code="ACCOUNT_CREDITED",
+            credited_account=_account(notice))
 
     def reply(self, outcome: CallbackOutcome) -> CallbackReply:
         return portal_reply(outcome)
+
+
+def _account(item: dict[str, Any]) -> str:
+    """The credited account of a notice or credit as "bin/number" ('' when the bank leaves it out)."""
+    account = item.get("account")
+    if not isinstance(account, dict) or not account.get("number"):
+        return ""
+    return f"{account.get('bin', '')}/{account['number']}"

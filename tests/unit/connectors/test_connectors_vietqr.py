@@ -104,6 +104,7 @@ def test_a_credit_notice_becomes_account_credited_with_the_recovered_reference(c
     assert notification.kind is NotificationKind.ACCOUNT_CREDITED
     assert (notification.reference, notification.amount, notification.provider_reference) == (REF, 150_000, "FT1")
     assert notification.transfer_note.startswith("MBVCB.1.")
+    assert notification.credited_account == "970436/0011001234567"   # checked against the payment's account
 
 
 def test_a_credit_with_a_garbled_note_still_arrives_with_an_empty_reference(connector):

@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from payments_fakes import ADMIN, HCM, World
+from payments_fakes import ADMIN, HCM, HCM_ACCOUNT, HN_ACCOUNT, World
 
 from payment_service.domain.connector import (
     CallbackOutcome,
@@ -32,9 +32,28 @@ def result(reference: str, amount: int, status: ConnectorStatus = ConnectorStatu
     return InboundNotification(NotificationKind.PAYMENT_RESULT, reference, status, amount, "BANKTX1", notification_id)
 
 
-def credit(note: str, amount: int, notification_id: str = "c-1", reference: str = "") -> InboundNotification:
+def credit(note: str, amount: int, notification_id: str = "c-1", reference: str = "",
+           account: str = "") -> InboundNotification:
     return InboundNotification(NotificationKind.ACCOUNT_CREDITED, reference, ConnectorStatus.SUCCEEDED, amount,
-                               f"FT-{notification_id}", notification_id, transfer_note=note)
+                               f"FT-{notification_id}", notification_id, transfer_note=note, credited_account=account)
+
+
+def test_a_credit_to_another_agencys_account_pays_nothing_and_is_held_for_review(world: World) -> None:
+    payment = world.create()   # HCM's payment, to HCM's account
+    note = f"thanh toan {payment.reference}"
+    hanoi = f"{HN_ACCOUNT.bank_bin}/{HN_ACCOUNT.account}"
+    assert world.services.handle_notification("vietqr", credit(note, 185_000, "c-1", account=hanoi)) \
+        is CallbackOutcome.ACCEPTED
+    stored = world.stored(payment.id)
+    assert stored.status is PaymentStatus.CREATED and stored.paid_amount == 0
+    assert [(item.reason, item.payment_id) for item in world.store.reviews] == [("wrong_account", payment.id)]
+    assert world.services.handle_notification("vietqr", credit(note, 185_000, "c-1", account=hanoi)) \
+        is CallbackOutcome.DUPLICATE   # the bank's retry is not a second review item
+    assert len(world.store.reviews) == 1
+    # The same transfer to HCM's own account is the payment.
+    hcm = f"{HCM_ACCOUNT.bank_bin}/{HCM_ACCOUNT.account}"
+    world.services.handle_notification("vietqr", credit(note, 185_000, "c-2", account=hcm))
+    assert world.stored(payment.id).status is PaymentStatus.SUCCEEDED
 
 
 def _callbacks(world: World) -> list[dict[str, object]]:
@@ -238,7 +257,8 @@ def test_a_transfer_query_counts_only_the_credits_no_notice_brought(world: World
     note = f"thanh toan {payment.reference}"
     world.services.handle_notification("vietqr", credit(note, 100_000, "c-1"))   # its notice: FT-c-1
     # The 85,000 đồng notice is lost; the bank's credit list has both transfers.
-    credits = (Credit("FT-c-1", 100_000), Credit("FT-c-2", 85_000))
+    credits = (Credit("FT-c-1", 100_000), Credit("FT-c-2", 85_000),
+               Credit("FT-elsewhere", 185_000, account=f"{HN_ACCOUNT.bank_bin}/{HN_ACCOUNT.account}"))
     monkeypatch.setattr(world.vietqr, "query_status", lambda *args, **kwargs: ConnectorResult(
         ConnectorStatus.SUCCEEDED, "FT-c-2", 185_000, credits=credits))
     assert world.services.refresh_status("vietqr", payment.reference) is CallbackOutcome.ACCEPTED
