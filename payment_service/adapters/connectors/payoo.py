@@ -228,7 +228,9 @@ class PayooConnector(ConnectorBase):
         status = STATES.get(values["State"])
         if status is None:
             raise protocol_error(f"Payoo notification state {values['State'][:30]!r} is unknown")
-        purchase = data.findtext(".//PurchaseNo") or ""
+        # Payoo's usual KeyFields leave PurchaseNo out, so a replayed notice could carry any PurchaseNo: trusted
+        # (printed on the receipt, part of the dedup id) only when the signature covers it.
+        purchase = values.get("PurchaseNo", "")
         return InboundNotification(
             kind=NotificationKind.PAYMENT_RESULT, reference=values["OrderNo"], status=status,
             amount=to_dong(values["OrderCashAmount"], what="OrderCashAmount"), provider_reference=purchase,

@@ -36,11 +36,12 @@ def notify(key_fields: list[str] | None = None, key: str = KEY, doctype: str = "
               "BusinessUsername": "dvc", "ShopID": SHOP, "ShopTitle": "DVC", "ShopDomain": "https://dvc.test",
               "ShopBackUrl": "https://dvc.test/back", "OrderNo": "DVC7K2M9QX4TB1HZ", "OrderCashAmount": "150000",
               "StartShippingDate": "22/11/2026", "ShippingDays": "0", "OrderDescription": "LE PHI",
-              "NotifyUrl": "https://dvc.test/callbacks/payoo", "PaymentExpireDate": "20261122120000"}
+              "NotifyUrl": "https://dvc.test/callbacks/payoo", "PaymentExpireDate": "20261122120000",
+              "PurchaseNo": "PO998877"}
     values.update(changes)
     names = KEY_FIELDS if key_fields is None else key_fields
     data = doctype + "<PaymentNotification>" + "".join(f"<{k}>{v}</{k}>" for k, v in values.items()) + \
-        "<PurchaseNo>PO998877</PurchaseNo></PaymentNotification>"
+        "</PaymentNotification>"
     # Payoo: SHA-512 of the checksum key, then "|" and each KeyFields value in order.
     signature = sha512(key + "".join("|" + values.get(name, "") for name in names))
     package = (f"<PayooConnectionPackage><Data>{base64.b64encode(data.encode()).decode()}</Data>"
@@ -57,9 +58,18 @@ def connector(session: requests.Session) -> PayooConnector:
 
 
 def test_a_valid_notification_is_parsed(connector):
-    notification = connector.parse_callback(notify())
+    notification = connector.parse_callback(notify(key_fields=[*KEY_FIELDS, "PurchaseNo"]))
     assert (notification.reference, notification.amount, notification.status, notification.provider_reference) == (
         "DVC7K2M9QX4TB1HZ", 150_000, ConnectorStatus.SUCCEEDED, "PO998877")
+
+
+def test_a_purchase_number_the_signature_leaves_out_is_not_trusted(connector):
+    # Payoo's usual KeyFields do not cover PurchaseNo: a replay with another one must be the same notice, and
+    # the number never reaches the receipt.
+    genuine = connector.parse_callback(notify())
+    edited = connector.parse_callback(notify(PurchaseNo="FORGED123"))
+    assert genuine.provider_reference == edited.provider_reference == ""
+    assert genuine.notification_id == edited.notification_id
 
 
 @pytest.mark.parametrize("request_", [
