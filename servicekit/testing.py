@@ -7,8 +7,11 @@ import time
 import uuid
 from typing import Any
 
+import grpc
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from jwt.algorithms import ECAlgorithm
 
 from servicekit import auth
@@ -77,3 +80,16 @@ def fresh_postgres_url(prefix: str) -> str:
     if not admin_url:
         raise RuntimeError("DVC_TEST_DATABASE_URL is not set: run tests through `make test`, which starts PostgreSQL")
     return create_postgres_database(admin_url, f"{prefix}_{uuid.uuid4().hex[:10]}")
+
+
+def violations_of(error: grpc.RpcError) -> set[str]:
+    """The fields named by the BadRequest detail of a failed call (what a client shows next to its inputs)."""
+    status = rpc_status.from_call(error)
+    assert status is not None, "the error carries no rich status"
+    fields: set[str] = set()
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            request = error_details_pb2.BadRequest()
+            detail.Unpack(request)
+            fields |= {violation.field for violation in request.field_violations}
+    return fields

@@ -58,6 +58,8 @@ identity_providers = Table(
     Column("role_scopes", JSON, nullable=False),
     Column("source", String(16), nullable=False),
     _when("updated_at"),
+    # Agency codes an official provider may assert; entries older than the column get none (logins refused).
+    Column("allowed_agencies", JSON, nullable=False, server_default="[]"),
 )
 
 clients = Table(
@@ -157,6 +159,14 @@ delegations = Table(
     UniqueConstraint("granted_by", "idempotency_key", name="uq_delegations_grantor_key"),
 )
 Index("ix_delegations_delegate", delegations.c.delegate_kind, delegations.c.delegate_id)
+
+# Access tokens token exchange minted under a delegation, so ending the delegation deny-lists them too.
+delegation_tokens = Table(
+    "delegation_tokens", metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("delegation_id", String(36), nullable=False, index=True),
+    _when("expires_at", index=True),
+)
 
 audit_events = Table(
     "audit_events", metadata,

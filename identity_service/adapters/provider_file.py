@@ -42,7 +42,7 @@ def _entry(raw: Any, index: int, environ: dict[str, str]) -> Provider:
             upstream_scopes=tuple(raw.get("upstream_scopes") or ("openid", "profile")),
             default_level=int(raw.get("default_level", 0) or 0),
             role_scopes={str(role): tuple(scopes) for role, scopes in (raw.get("role_scopes") or {}).items()},
-            source="file")
+            source="file", allowed_agencies=tuple(str(code) for code in raw.get("allowed_agencies") or ()))
         return validate(provider)
     except InvalidArgument as error:
         problems = "; ".join(f"{v.field}: {v.description}" for v in error.violations) or error.message

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
@@ -14,6 +14,7 @@ from identity_service.adapters import orm
 from identity_service.domain.clients import Client
 from identity_service.domain.consent import Delegation
 from identity_service.domain.providers import ClaimMapping, Provider
+from servicekit.auth import MAX_LEEWAY_SECONDS
 
 
 def insert_unless_duplicate(session: Session, statement: Any) -> bool:
@@ -38,6 +39,12 @@ def _aware(moment: datetime) -> datetime:
     result = aware(moment)
     assert result is not None
     return result
+
+
+def still_accepted_since(now: datetime) -> datetime:
+    """The oldest expiry a verifier may still accept at ``now``: servicekit's verifiers allow up to
+    MAX_LEEWAY_SECONDS of clock leeway past ``exp``, so a revoked token must stay deny-listed that much longer."""
+    return now - timedelta(seconds=MAX_LEEWAY_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,8 @@ def _provider_from_row(row: Any, secret: str) -> Provider:
         client_id=row.client_id, claim_mapping=ClaimMapping(**mapping), display_name=row.display_name,
         audience=row.audience, client_secret=secret, allowed_algorithms=tuple(row.allowed_algorithms),
         upstream_scopes=tuple(row.upstream_scopes), default_level=row.default_level,
-        role_scopes={role: tuple(scopes) for role, scopes in dict(row.role_scopes).items()}, source=row.source)
+        role_scopes={role: tuple(scopes) for role, scopes in dict(row.role_scopes).items()}, source=row.source,
+        allowed_agencies=tuple(row.allowed_agencies))
 
 
 class ProviderRepository:
@@ -140,7 +148,7 @@ class ProviderRepository:
                            "roles": mapping.roles, "level": mapping.level, "dependents": mapping.dependents},
             upstream_scopes=list(provider.upstream_scopes), default_level=provider.default_level,
             role_scopes={role: list(scopes) for role, scopes in provider.role_scopes.items()},
-            source=provider.source, updated_at=now)
+            source=provider.source, allowed_agencies=list(provider.allowed_agencies), updated_at=now)
         statement = update(table).where(table.c.provider_id == provider.provider_id).values(**values)
         if self.session.execute(statement).rowcount:  # type: ignore[attr-defined]
             return
@@ -327,12 +335,13 @@ class RefreshTokenRepository:
         self.session.execute(update(table).where(table.c.token_hash == token_hash).values(used_at=now))
 
     def revoke_family(self, family_id: str, now: datetime) -> list[tuple[str, datetime]]:
-        """End the family; returns (jti, expiry) of its access tokens that have not expired yet."""
+        """End the family; returns (jti, expiry) of its access tokens that a verifier may still accept."""
         table = orm.refresh_tokens
         self.session.execute(update(table).where(table.c.family_id == family_id, table.c.revoked_at.is_(None))
                              .values(revoked_at=now))
         rows = self.session.execute(select(table.c.access_jti, table.c.access_expires_at)
-                                    .where(table.c.family_id == family_id, table.c.access_expires_at > now)).all()
+                                    .where(table.c.family_id == family_id,
+                                           table.c.access_expires_at > still_accepted_since(now))).all()
         return [(row.access_jti, _aware(row.access_expires_at)) for row in rows]
 
 
@@ -348,8 +357,9 @@ class RevocationRepository:
             jti=jti, expires_at=expires_at, revoked_at=now, reason=reason[:200], subject=subject[:128]))
 
     def active(self, now: datetime) -> list[str]:
+        """Revoked ids of tokens a verifier may still accept (expiry plus leeway not yet passed)."""
         table = orm.revoked_tokens
-        return list(self.session.execute(select(table.c.jti).where(table.c.expires_at > now)
+        return list(self.session.execute(select(table.c.jti).where(table.c.expires_at > still_accepted_since(now))
                                          .order_by(table.c.jti)).scalars())
 
     def purge(self, before: datetime) -> None:
@@ -394,10 +404,14 @@ class DelegationRepository:
                                                        table.c.idempotency_key == key)).first()
         return _delegation(row) if row else None
 
-    def live_for_principal(self, principal_subject: str, now: datetime) -> list[Delegation]:
+    def live_for_principal(self, principal_subject: str, now: datetime, lock: bool = False) -> list[Delegation]:
+        """``lock`` holds a share lock on the rows until the transaction ends: a token exchange takes it so a
+        concurrent revocation waits for the exchanged token to be recorded (and then deny-lists it) instead of
+        missing it."""
         table = orm.delegations
-        rows = self.session.execute(select(table).where(table.c.principal_subject == principal_subject,
-                                                        table.c.revoked_at.is_(None), table.c.expires_at > now))
+        query = select(table).where(table.c.principal_subject == principal_subject, table.c.revoked_at.is_(None),
+                                    table.c.expires_at > now)
+        rows = self.session.execute(query.with_for_update(read=True) if lock else query)
         return [_delegation(row) for row in rows]
 
     def involving(self, subject: str, include_inactive: bool, now: datetime, after: str,
@@ -420,10 +434,24 @@ class DelegationRepository:
             created_at=delegation.created_at, expires_at=delegation.expires_at, revoked_at=None,
             granted_by=delegation.granted_by, idempotency_key=idempotency_key))
 
-    def revoke(self, delegation_id: str, now: datetime) -> None:
+    def revoke(self, delegation_id: str, now: datetime) -> list[tuple[str, datetime]]:
+        """End the delegation; returns (jti, expiry) of the tokens exchanged under it that a verifier may still
+        accept."""
         table = orm.delegations
         self.session.execute(update(table).where(table.c.delegation_id == delegation_id,
                                                  table.c.revoked_at.is_(None)).values(revoked_at=now))
+        tokens = orm.delegation_tokens
+        rows = self.session.execute(select(tokens.c.jti, tokens.c.expires_at).where(
+            tokens.c.delegation_id == delegation_id, tokens.c.expires_at > still_accepted_since(now))).all()
+        return [(row.jti, _aware(row.expires_at)) for row in rows]
+
+    def record_token(self, delegation_id: str, jti: str, expires_at: datetime) -> None:
+        """Remember an access token exchanged under the delegation, so revoking the delegation reaches it."""
+        self.session.execute(insert(orm.delegation_tokens).values(jti=jti, delegation_id=delegation_id,
+                                                                  expires_at=expires_at))
+
+    def purge_tokens(self, before: datetime) -> None:
+        self.session.execute(delete(orm.delegation_tokens).where(orm.delegation_tokens.c.expires_at < before))
 
     def extend(self, delegation_id: str, expires_at: datetime) -> None:
         table = orm.delegations

@@ -52,6 +52,9 @@ class Provider:
     default_level: int = 0
     role_scopes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = "file"
+    # Officials: the agency codes this provider may vouch for. Any provider could otherwise name any agency and
+    # mint that agency's officials; empty lets it assert none (what an entry stored before the list existed gets).
+    allowed_agencies: tuple[str, ...] = ()
 
     @property
     def expected_audience(self) -> str:
@@ -88,6 +91,13 @@ def validate(provider: Provider) -> Provider:
         problems.add("claim_mapping.national_id", "is required: subjects derive from the national ID")
     if provider.kind == KIND_OFFICIAL and not provider.claim_mapping.agency:
         problems.add("claim_mapping.agency", "is required for official providers")
+    if provider.kind == KIND_OFFICIAL and not provider.allowed_agencies:
+        problems.add("allowed_agencies", "is required for official providers: list the agency codes it may assert")
+    if provider.kind == KIND_CITIZEN and provider.allowed_agencies:
+        problems.add("allowed_agencies", "is for official providers only: citizens belong to no agency")
+    for code in provider.allowed_agencies:
+        if not subjects.is_agency_code(code):
+            problems.add("allowed_agencies", f"{code!r} is not an agency code such as HCM or BTP")
     if not provider.allowed_algorithms:
         problems.add("allowed_algorithms", "list at least one algorithm")
     for algorithm in provider.allowed_algorithms:
@@ -125,8 +135,8 @@ class UpstreamIdentity:
         return subjects.official_subject(self.agency, self.national_id)
 
 
-def _claim_error(provider: Provider, problem: str) -> Unauthenticated:
-    return Unauthenticated(f"the ID token of {provider.provider_id} {problem}", reason="UPSTREAM_CLAIMS_INVALID",
+def _claim_error(provider: Provider, problem: str, reason: str = "UPSTREAM_CLAIMS_INVALID") -> Unauthenticated:
+    return Unauthenticated(f"the ID token of {provider.provider_id} {problem}", reason=reason,
                            metadata={"provider": provider.provider_id})
 
 
@@ -166,5 +176,9 @@ def map_claims(provider: Provider, claims: Mapping[str, Any]) -> UpstreamIdentit
         agency = subjects.agency_code(str(claims.get(mapping.agency, "") or ""))
     except InvalidArgument:
         raise _claim_error(provider, f"has no valid agency code in {mapping.agency!r}") from None
+    if agency not in provider.allowed_agencies:
+        raise _claim_error(provider, f"names agency {agency}, which this provider may not vouch for "
+                                     f"(its allowed_agencies: {', '.join(provider.allowed_agencies) or 'none'})",
+                           reason="UPSTREAM_AGENCY_NOT_ALLOWED")
     roles = tuple(sorted(set(_string_list(claims.get(mapping.roles))))) if mapping.roles else ()
     return UpstreamIdentity(KIND_OFFICIAL, number, name, level, agency=agency, roles=roles)

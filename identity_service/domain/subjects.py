@@ -26,10 +26,15 @@ def national_id(value: object, field: str = "national_id") -> str:
     return text
 
 
+def is_agency_code(value: str) -> bool:
+    """True for an agency code as stored: upper-case letters, digits, '-' or '_'."""
+    return bool(_AGENCY_CODE.match(value))
+
+
 def agency_code(value: str, field: str = "agency") -> str:
     """An agency code such as HCM or BTP: upper-case letters, digits, '-' or '_'."""
     code = value.strip().upper()
-    if not _AGENCY_CODE.match(code):
+    if not is_agency_code(code):
         raise InvalidArgument.single(field, "must be an agency code such as HCM or BTP (2-32 letters/digits)",
                                      reason="INVALID_AGENCY_CODE")
     return code

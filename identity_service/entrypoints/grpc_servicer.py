@@ -103,7 +103,8 @@ def _provider(view: ProviderView) -> pb.IdentityProvider:
                                       roles=mapping.roles, level=mapping.level, dependents=mapping.dependents),
         upstream_scopes=list(provider.upstream_scopes), default_level=provider.default_level,
         role_scopes=[f"{role}={' '.join(scopes)}" for role, scopes in sorted(provider.role_scopes.items())],
-        source=provider.source, has_client_secret=view.has_client_secret)
+        source=provider.source, has_client_secret=view.has_client_secret,
+        allowed_agencies=list(provider.allowed_agencies))
 
 
 def _provider_from_proto(message: pb.IdentityProvider) -> Provider:
@@ -120,7 +121,7 @@ def _provider_from_proto(message: pb.IdentityProvider) -> Provider:
         display_name=message.display_name, audience=message.audience,
         allowed_algorithms=tuple(message.allowed_algorithms) or ("ES256",),
         upstream_scopes=tuple(message.upstream_scopes) or ("openid", "profile"), default_level=message.default_level,
-        role_scopes=role_scopes)
+        role_scopes=role_scopes, allowed_agencies=tuple(message.allowed_agencies))
 
 
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
@@ -179,8 +180,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
 
     def RevokeToken(self, request: pb.RevokeTokenRequest, context: grpc.ServicerContext) -> pb.RevokeTokenResponse:
         expires = request.jti_expires_at.ToDatetime(tzinfo=UTC) if request.HasField("jti_expires_at") else None
-        result = self.handlers.revoke(token=request.token, token_type_hint=request.token_type_hint, jti=request.jti,
-                                      jti_expires_at=expires, reason=request.reason, caller=optional_principal())
+        result = self.handlers.revoke(token=request.token, jti=request.jti, jti_expires_at=expires,
+                                      reason=request.reason, caller=optional_principal())
         return pb.RevokeTokenResponse(revoked_jtis=list(result.revoked_jtis),
                                       refresh_family_revoked=result.family_revoked)
 

@@ -201,8 +201,7 @@ def create_app(handlers: IdentityHandlers, *, login_redirect_uri: str = "") -> F
     @app.post("/revoke")
     def revoke() -> Response:
         def do_revoke() -> Response:
-            handlers.revoke(token=request.form.get("token", ""),
-                            token_type_hint=request.form.get("token_type_hint", ""))
+            handlers.revoke(token=request.form.get("token", ""))
             return _json({})
 
         return answer(do_revoke)

@@ -39,7 +39,7 @@ from identity_service.sandbox.accounts import (
 )
 
 FAULTS = ("expired", "not_yet_valid", "stale", "wrong_audience", "wrong_issuer", "bad_signature", "alg_none",
-          "hs256_public_key", "unknown_kid", "wrong_nonce", "crit", "no_national_id", "malformed")
+          "hs256_public_key", "unknown_kid", "wrong_nonce", "crit", "no_national_id", "no_dependents", "malformed")
 CODE_TTL_SECONDS = 60
 ID_TOKEN_SECONDS = 300
 
@@ -306,6 +306,8 @@ def create_app(provider: str = PROVIDER_VNEID, *, issuer: str | None = None,
         elif fault == "no_national_id":
             for name in ("so_dinh_danh", "so_cccd"):
                 claims.pop(name, None)
+        elif fault == "no_dependents":
+            claims.pop("giam_ho_cho", None)  # the upstream no longer records the guardianship
         elif fault == "bad_signature":
             key = state.rogue_key
         elif fault == "unknown_kid":

@@ -25,6 +25,7 @@ from identity_service.adapters.repositories import (
 from identity_service.domain import refresh as refresh_rules
 from identity_service.domain import scopes as scope_rules
 from identity_service.domain.claims import access_token_claims
+from identity_service.domain.consent import Delegation
 from identity_service.domain.providers import Provider
 from identity_service.service_layer.unit_of_work import IdentityUnitOfWork
 from servicekit.auth import Principal, TokenVerifier
@@ -196,12 +197,23 @@ class HandlerCore:
             family_expires_at=family_expires_at, access_jti=access.jti, access_expires_at=access.expires_at))
         return replace(access, refresh_token=refresh_token, refresh_expires_at=expires_at)
 
-    def _end_family(self, uow: IdentityUnitOfWork, family_id: str, subject: str, reason: str) -> list[str]:
+    def _deny_list(self, uow: IdentityUnitOfWork, tokens: list[tuple[str, datetime]], subject: str,
+                   reason: str) -> list[str]:
+        """Put (jti, expiry) pairs on the deny-list; returns the ids that were not on it yet."""
         now = self.now()
-        revoked = []
-        for jti, expires_at in uow.refresh_tokens.revoke_family(family_id, now):
-            if uow.revocations.add(jti, expires_at, now, reason, subject):
-                revoked.append(jti)
+        return [jti for jti, expires_at in tokens if uow.revocations.add(jti, expires_at, now, reason, subject)]
+
+    def _end_family(self, uow: IdentityUnitOfWork, family_id: str, subject: str, reason: str) -> list[str]:
+        return self._deny_list(uow, uow.refresh_tokens.revoke_family(family_id, self.now()), subject, reason)
+
+    def _end_delegation(self, uow: IdentityUnitOfWork, delegation: Delegation, actor: str,
+                        now: datetime) -> list[str]:
+        """Revoke the delegation and, in the same transaction, deny-list the tokens exchanged under it: a token
+        never outlives its delegation."""
+        tokens = uow.delegations.revoke(delegation.delegation_id, now)
+        revoked = self._deny_list(uow, tokens, delegation.principal_subject, "delegation revoked")
+        self._audit(uow, "delegation.revoked", actor=actor, subject=delegation.principal_subject,
+                    delegation_id=delegation.delegation_id, relation=delegation.relation, revoked_jtis=len(revoked))
         return revoked
 
     def verify_access_token(self, token: str, audience: str | None = None, *, check_revoked: bool = True) -> Principal:

@@ -64,8 +64,8 @@ class DelegationHandlers(HandlerCore):
         try:
             consent.check_actor(actor)
             with self._uow() as uow:
-                delegation = consent.choose(uow.delegations.live_for_principal(subject, self.now()), actor,
-                                            subject, target, self.now())
+                delegation = consent.choose(uow.delegations.live_for_principal(subject, self.now(), lock=True),
+                                            actor, subject, target, self.now())
                 actor_scopes: tuple[str, ...] = ()
                 if actor.kind == KIND_CLIENT:
                     registered = uow.clients.get(actor.client_id)
@@ -80,6 +80,7 @@ class DelegationHandlers(HandlerCore):
                 level = actor.level_of_assurance if actor.kind == KIND_CITIZEN else consent.CONSENT_LEVEL
                 tokens = self._mint(subject=subject, kind=KIND_CITIZEN, audience=target, scopes=granted, level=level,
                                     act=act, lifetime=max(1, remaining))
+                uow.delegations.record_token(delegation.delegation_id, tokens.jti, tokens.expires_at)
                 self._audit(uow, "token.exchanged", actor=actor.subject, subject=subject, audience=target,
                             delegation_id=delegation.delegation_id, relation=delegation.relation, jti=tokens.jti)
                 uow.commit()
@@ -133,9 +134,7 @@ class DelegationHandlers(HandlerCore):
                 raise NotFound("no such delegation", reason="DELEGATION_NOT_FOUND")
             consent.check_can_revoke(caller, delegation)
             now = self.now()
-            uow.delegations.revoke(delegation_id, now)
-            self._audit(uow, "delegation.revoked", actor=caller.subject, subject=delegation.principal_subject,
-                        delegation_id=delegation_id, relation=delegation.relation)
+            self._end_delegation(uow, delegation, caller.subject, now)
             uow.commit()
         return replace(delegation, revoked_at=delegation.revoked_at or now)
 

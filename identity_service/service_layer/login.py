@@ -157,9 +157,7 @@ class LoginHandlers(HandlerCore):
                         delegation.delegation_id, relation=consent.RELATION_GUARDIAN, delegate=guardian)
         for minor, delegation in existing.items():
             if minor not in identity.dependents:
-                uow.delegations.revoke(delegation.delegation_id, now)
-                self._audit(uow, "delegation.revoked", actor=grantor, subject=minor,
-                            delegation_id=delegation.delegation_id, relation=consent.RELATION_GUARDIAN)
+                self._end_delegation(uow, delegation, grantor, now)
 
     def refresh(self, refresh_token: str, audience: str = "") -> IssuedTokens:
         if not refresh_token:

@@ -10,6 +10,7 @@ from identity_service.adapters.repositories import (
     Account,
     AuditEvent,
     SigningKeyRow,
+    still_accepted_since,
 )
 from identity_service.domain import refresh as refresh_rules
 from identity_service.domain import scopes as scope_rules
@@ -71,8 +72,11 @@ class TokenHandlers(HandlerCore):
         principal = self.verify_access_token(token)
         return Introspection(principal.claims, kid_of(token))
 
-    def revoke(self, *, token: str = "", token_type_hint: str = "", jti: str = "",
-               jti_expires_at: datetime | None = None, reason: str = "", caller: Principal | None = None) -> Revocation:
+    def revoke(self, *, token: str = "", jti: str = "", jti_expires_at: datetime | None = None, reason: str = "",
+               caller: Principal | None = None) -> Revocation:
+        """Revoke an access or refresh token (RFC 7009), or a bare jti as an admin. A caller's token_type_hint is
+        not taken: it is only advisory, and our refresh tokens carry a prefix access tokens never have, so the
+        token itself says which kind it is (a wrong hint can no longer make a revocation silently miss)."""
         now = self.now()
         reason = reason[:200] or "revoked on request"
         if jti:
@@ -89,7 +93,7 @@ class TokenHandlers(HandlerCore):
             return Revocation((jti[:64],) if added else (), False)
         if not token:
             raise InvalidArgument.single("token", "send the token to revoke (or a jti, as an admin)")
-        if token_type_hint == "refresh_token" or refresh_rules.looks_like_refresh_token(token):
+        if refresh_rules.looks_like_refresh_token(token):
             with self._uow() as uow:
                 row = uow.refresh_tokens.get(refresh_rules.token_hash(token), for_update=True)
                 if row is None:
@@ -135,9 +139,11 @@ class TokenHandlers(HandlerCore):
 
     def purge_expired(self) -> None:
         """Drop deny-list entries, assertion ids and logins nobody can use any more."""
-        cutoff = self.now() - timedelta(seconds=self.policy.leeway_seconds + 60)
+        # Past any verifier's leeway (not just ours), with a minute's margin for clock skew between replicas.
+        cutoff = still_accepted_since(self.now()) - timedelta(seconds=60)
         with self._uow() as uow:
             uow.revocations.purge(cutoff)
+            uow.delegations.purge_tokens(cutoff)
             uow.assertions.purge(cutoff)
             uow.logins.purge(cutoff - timedelta(hours=1))
             uow.commit()

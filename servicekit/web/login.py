@@ -8,6 +8,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import quote
 
@@ -64,7 +65,8 @@ class IdentityPort(Protocol):
 
 
 def _tokens(message: pb.TokenSet) -> Tokens:
-    expires = message.expires_at.ToDatetime().timestamp() if message.HasField("expires_at") else 0.0
+    # ToDatetime() alone is naive UTC, which .timestamp() would read as local time (off by the zone's offset).
+    expires = message.expires_at.ToDatetime(tzinfo=UTC).timestamp() if message.HasField("expires_at") else 0.0
     return Tokens(message.access_token, expires, message.refresh_token)
 
 

@@ -3,6 +3,10 @@ caller out of another's data or credentials."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
 import grpc
 import pytest
 from dvc.identity.v1 import identity_pb2 as pb
@@ -20,21 +24,34 @@ from identity_support import (
     admin_metadata,
     client_token,
     error_info,
+    error_reason,
+    http_verifier,
     login,
     refused,
 )
 
+from identity_service.service_layer.unit_of_work import IdentityUnitOfWork
 from servicekit import auth
-from servicekit.testing import bearer
+from servicekit.db import make_engine, session_factory
+from servicekit.errors import Unauthenticated
+from servicekit.testing import bearer, violations_of
 
 NATIONAL_ID_TYPE = "urn:dvc:params:oauth:token-type:national-id"
 ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 DENIED = grpc.StatusCode.PERMISSION_DENIED
+RACING_CITIZEN = "001099000777"  # any 12-digit number logs in at the sandbox as a level 2 citizen
 
 
 def verify_for(identity: Identity, audience: str, token: str) -> auth.Principal:
     keys = auth.JwksCache(lambda: auth.http_json(f"{identity.http_url}/jwks.json"), min_refetch_seconds=0.0)
     return auth.TokenVerifier(keys, issuer=ISSUER, audience=audience).verify(token)
+
+
+def refused_by(verifier: auth.TokenVerifier, token: str) -> str:
+    """The reason ``verifier`` refuses ``token`` with."""
+    with pytest.raises(Unauthenticated) as caught:
+        verifier.verify(token)
+    return caught.value.reason
 
 
 def consent(identity: Identity, citizen_token: str, agency: str = "HN", key: str = "") -> pb.Delegation:
@@ -132,15 +149,37 @@ def test_granting_consent_needs_level_2(identity: Identity) -> None:
     assert (caught.value.code(), info.reason, info.metadata["required_level"]) == (DENIED, "STEP_UP_REQUIRED", "2")
 
 
-def test_a_revoked_consent_stops_the_exchange(identity: Identity) -> None:
+def test_a_revoked_consent_stops_the_exchange_and_the_tokens_already_exchanged(identity: Identity) -> None:
     citizen = login(identity, OTHER_CITIZEN).tokens.access_token
     granted = consent(identity, citizen, agency="STP-HCM")
     receiver = client_token(identity, ("stp-hcm-civil-registry", "dev-secret-stp-hcm-civil-registry-0002"),
                             "dvc-identity")
-    exchange(identity, receiver, OTHER_CITIZEN)
+    earlier = exchange(identity, receiver, OTHER_CITIZEN).tokens.access_token
+    wallet = http_verifier(identity, "dvc-wallet")
+    assert wallet.verify(earlier).subject == OTHER_CITIZEN
     identity.stub.RevokeDelegation(pb.RevokeDelegationRequest(delegation_id=granted.delegation_id),
                                    metadata=bearer(citizen))
     assert refused(lambda: exchange(identity, receiver, OTHER_CITIZEN), DENIED) == "NO_DELEGATION"
+    assert refused_by(wallet, earlier) == "TOKEN_REVOKED"
+
+
+def test_a_revocation_racing_an_exchange_never_lets_the_exchanged_token_escape(identity: Identity) -> None:
+    citizen = login(identity, RACING_CITIZEN).tokens.access_token
+    granted = consent(identity, citizen)
+    receiver = client_token(identity, RECEIVER_CLIENT, "dvc-identity")
+    engine = make_engine(identity.settings.database_url)
+    try:
+        with IdentityUnitOfWork(session_factory(engine)) as revocation, ThreadPoolExecutor(1) as pool:
+            # The revocation has ended the delegation and collected its tokens but not committed yet when the
+            # exchange starts: the exchange must wait for it and then be refused, or its token would be missed.
+            revocation.delegations.revoke(granted.delegation_id, datetime.now(UTC))
+            racing = pool.submit(exchange, identity, receiver, RACING_CITIZEN)
+            time.sleep(0.5)
+            revocation.commit()
+            outcome = racing.exception(timeout=10)
+    finally:
+        engine.dispose()
+    assert isinstance(outcome, grpc.RpcError) and error_reason(outcome) == "NO_DELEGATION"
 
 
 def test_granting_twice_with_one_key_gives_one_delegation(identity: Identity) -> None:
@@ -180,6 +219,17 @@ def test_a_minor_cannot_end_their_guardianship(identity: Identity) -> None:
                 if d.relation == pb.DELEGATION_RELATION_GUARDIAN)
     assert refused(lambda: identity.stub.RevokeDelegation(pb.RevokeDelegationRequest(
         delegation_id=link.delegation_id), metadata=bearer(minor)), DENIED) == "NOT_THE_GRANTOR"
+
+
+def test_a_guardianship_the_upstream_ends_takes_the_tokens_exchanged_under_it(identity: Identity) -> None:
+    guardian = login(identity, GUARDIAN).tokens.access_token
+    earlier = exchange(identity, guardian, MINOR).tokens.access_token
+    wallet = http_verifier(identity, "dvc-wallet")
+    assert wallet.verify(earlier).subject == MINOR
+    login(identity, GUARDIAN, fault="no_dependents")  # the upstream no longer lists the minor
+    assert refused_by(wallet, earlier) == "TOKEN_REVOKED"
+    assert refused(lambda: exchange(identity, guardian, MINOR), DENIED) == "NO_DELEGATION"
+    login(identity, GUARDIAN)  # listed again: a new link, as the tests after this one expect
 
 
 def test_only_an_admin_records_a_guardianship(identity: Identity) -> None:
@@ -261,6 +311,25 @@ def test_an_admin_registers_a_provider_by_configuration_and_people_log_in_throug
                                                                       metadata=admin).providers}
     assert {"vneid", "agency-sandbox", "vneid-second-client"} <= ids
     assert login(identity, CITIZEN_L2, provider="vneid-second-client").subject == CITIZEN_L2
+
+
+def test_an_official_provider_registered_by_an_admin_names_the_agencies_it_may_vouch_for(identity: Identity) -> None:
+    agency = identity.sandboxes.agency.url
+    provider = pb.IdentityProvider(
+        provider_id="agency-second-client", display_name="Ministry SSO, second registration",
+        kind=pb.PROVIDER_KIND_OFFICIAL, issuer=agency, discovery_url=f"{agency}/.well-known/openid-configuration",
+        client_id="dvc-portal", allowed_algorithms=["ES256"], default_level=2,
+        claim_mapping=pb.ClaimMapping(national_id="so_cccd", name="ho_va_ten", agency="ma_co_quan"))
+    admin = admin_metadata(identity)
+    with pytest.raises(grpc.RpcError) as missing:
+        identity.stub.RegisterIdentityProvider(pb.RegisterIdentityProviderRequest(
+            provider=provider, client_secret="dev-sandbox-agency-secret"), metadata=admin)
+    assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "allowed_agencies" in violations_of(missing.value)
+    provider.allowed_agencies.append("HN")
+    stored = identity.stub.RegisterIdentityProvider(pb.RegisterIdentityProviderRequest(
+        provider=provider, client_secret="dev-sandbox-agency-secret"), metadata=admin).provider
+    assert list(stored.allowed_agencies) == ["HN"]
 
 
 def test_an_unsafe_provider_is_refused_with_field_violations(identity: Identity) -> None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import jwt
 import pytest
 import requests
 from dvc.identity.v1 import identity_pb2 as pb
+from google.protobuf.timestamp_pb2 import Timestamp
 from identity_support import (
     ADMIN_CLIENT,
     CITIZEN_L1,
@@ -25,6 +27,7 @@ from identity_support import (
     admin_metadata,
     client_token,
     error_reason,
+    http_verifier,
     login,
     refused,
 )
@@ -34,14 +37,6 @@ from servicekit.errors import Unauthenticated
 from servicekit.testing import bearer
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
-
-
-def http_verifier(identity: Identity, audience: str) -> auth.TokenVerifier:
-    """Exactly what payment and wallet services build: JWKS and deny-list fetched from identity over HTTP."""
-    keys = auth.JwksCache(lambda: auth.http_json(f"{identity.http_url}/jwks.json"), min_refetch_seconds=0.0)
-    revocations = auth.RevocationList(lambda: auth.http_json(f"{identity.http_url}/revocations.json"),
-                                      refresh_seconds=0.0)
-    return auth.TokenVerifier(keys, issuer=ISSUER, audience=audience, revocations=revocations)
 
 
 def header_and_claims(token: str) -> tuple[dict[str, object], dict[str, object]]:
@@ -93,6 +88,15 @@ def test_official_login_carries_agency_roles_and_role_scopes(identity: Identity)
     assert principal.agency == "DVC" and principal.has_scope("identity.admin")
     officer = login(identity, "canbo.hcm", provider="agency-sandbox", audience="dvc-payments")
     assert officer.tokens.scope == "payments.read" and officer.agency == "HCM"
+
+
+def test_an_official_provider_cannot_vouch_for_an_agency_outside_its_list(identity: Identity) -> None:
+    # The test registry lets agency-sandbox assert HCM, HN and DVC; canbo.btp's ID token names BTP.
+    with pytest.raises(grpc.RpcError) as caught:
+        login(identity, "canbo.btp", provider="agency-sandbox")
+    assert caught.value.code() == UNAUTHENTICATED
+    assert error_reason(caught.value) == "UPSTREAM_AGENCY_NOT_ALLOWED"
+    assert "BTP" in (caught.value.details() or "")
 
 
 def test_a_guardian_login_records_the_guardianship_the_upstream_asserts(identity: Identity) -> None:
@@ -180,6 +184,37 @@ def test_a_revoked_access_token_is_refused_by_other_services_through_the_revocat
     with pytest.raises(Unauthenticated) as caught:
         verifier.verify(token)
     assert caught.value.reason == "TOKEN_REVOKED"
+
+
+def test_a_revoked_token_stays_on_the_published_list_while_any_verifier_may_still_accept_it(
+        identity: Identity) -> None:
+    # Verifiers accept a token up to MAX_LEEWAY_SECONDS past its exp, so the list must cover that window.
+    admin = admin_metadata(identity)
+    for jti, expired_seconds_ago in (("expired-inside-the-leeway", auth.MAX_LEEWAY_SECONDS - 15),
+                                     ("expired-past-the-leeway", auth.MAX_LEEWAY_SECONDS + 15)):
+        expires_at = Timestamp()
+        expires_at.FromDatetime(datetime.now(UTC) - timedelta(seconds=expired_seconds_ago))
+        identity.stub.RevokeToken(pb.RevokeTokenRequest(jti=jti, jti_expires_at=expires_at), metadata=admin)
+    listed = requests.get(f"{identity.http_url}/revocations.json", timeout=5).json()["revoked_jtis"]
+    assert "expired-inside-the-leeway" in listed and "expired-past-the-leeway" not in listed
+
+
+def test_a_wrong_token_type_hint_still_revokes_the_token(identity: Identity) -> None:
+    # RFC 7009: the hint is advisory; an access token sent as a refresh token is still revoked, over gRPC and HTTP.
+    verifier = http_verifier(identity, "dvc-payments")
+    over_grpc, over_http = (client_token(identity, PROVINCE_CLIENT, "dvc-payments") for _ in range(2))
+    jti = verifier.verify(over_grpc).token_id
+    answer = identity.stub.RevokeToken(pb.RevokeTokenRequest(token=over_grpc, token_type_hint="refresh_token"))
+    assert list(answer.revoked_jtis) == [jti]
+    assert requests.post(f"{identity.http_url}/revoke", data={"token": over_http, "token_type_hint": "refresh_token"},
+                         timeout=5).status_code == 200
+    for token in (over_grpc, over_http):
+        with pytest.raises(Unauthenticated) as caught:
+            verifier.verify(token)
+        assert caught.value.reason == "TOKEN_REVOKED"
+    done = login(identity, CITIZEN_L2)  # and a refresh token sent as an access token still ends its family
+    assert identity.stub.RevokeToken(pb.RevokeTokenRequest(token=done.tokens.refresh_token,
+                                                           token_type_hint="access_token")).refresh_family_revoked
 
 
 def test_logout_ends_the_session(identity: Identity) -> None:

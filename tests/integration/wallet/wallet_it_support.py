@@ -19,7 +19,7 @@ from minio import Minio
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from servicekit.testing import LocalTokenIssuer, bearer
+from servicekit.testing import LocalTokenIssuer, bearer, violations_of  # noqa: F401 - tests import it from here
 from wallet_service.bootstrap import dev_issuer_keys
 from wallet_service.domain.manifest import manifest_bytes, sign
 
@@ -58,18 +58,6 @@ def reason_of(error: grpc.RpcError) -> str:
             detail.Unpack(info)
             return str(info.reason)
     raise AssertionError(f"no ErrorInfo in {status}")
-
-
-def violations_of(error: grpc.RpcError) -> set[str]:
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    assert status is not None
-    fields = set()
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            request = error_details_pb2.BadRequest()
-            detail.Unpack(request)
-            fields |= {violation.field for violation in request.field_violations}
-    return fields
 
 
 @dataclass

@@ -19,6 +19,7 @@ from identity_service.adapters.provider_file import ProviderFileError, load_prov
 from identity_service.config import IdentitySettings
 from identity_service.devseed import SeedingRefused, seed_dev_clients
 from identity_service.domain import clients
+from identity_service.sandbox.accounts import AGENCY_ACCOUNTS
 from servicekit.auth import Principal
 from servicekit.errors import InvalidArgument, PermissionDenied
 from servicekit.settings import StartupError
@@ -112,6 +113,8 @@ def test_the_embedded_registry_points_at_the_sandboxes() -> None:
     assert by_id["vneid"].issuer == "http://127.0.0.1:8091" and by_id["vneid"].kind == "citizen"
     assert by_id["agency-sandbox"].issuer == "http://127.0.0.1:8092"
     assert by_id["agency-sandbox"].role_scopes["identity-admin"] == ("identity.admin",)
+    # `make run`: every sandbox official can log in.
+    assert {account.agency for account in AGENCY_ACCOUNTS} <= set(by_id["agency-sandbox"].allowed_agencies)
 
 
 def test_a_provider_file_secret_can_come_from_the_environment(tmp_path: Path) -> None:
@@ -124,10 +127,26 @@ def test_a_provider_file_secret_can_come_from_the_environment(tmp_path: Path) ->
     client_id: portal
     client_secret_env: HCM_SSO_SECRET
     default_level: 2
+    allowed_agencies: [HCM]
     claims: {national_id: cccd, agency: org}
 """)
     assert load_providers(str(path), {"HCM_SSO_SECRET": "from-env"})[0].client_secret == "from-env"
     with pytest.raises(ProviderFileError, match="HCM_SSO_SECRET"):
+        load_providers(str(path), {})
+
+
+def test_an_official_provider_entry_without_an_agency_list_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "providers.yaml"
+    path.write_text("""providers:
+  - id: hcm
+    kind: official
+    issuer: https://sso.hcm.example
+    discovery_url: https://sso.hcm.example/.well-known/openid-configuration
+    client_id: portal
+    default_level: 2
+    claims: {national_id: cccd, agency: org}
+""")
+    with pytest.raises(ProviderFileError, match=r"\(hcm\): allowed_agencies: is required for official providers"):
         load_providers(str(path), {})
 
 

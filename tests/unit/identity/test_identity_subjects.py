@@ -14,7 +14,7 @@ VNEID = Provider(provider_id="vneid", kind="citizen", issuer="https://vneid.exam
 AGENCY = Provider(provider_id="hcm", kind="official", issuer="https://sso.hcm.example", client_id="portal",
                   discovery_url="https://sso.hcm.example/.well-known/openid-configuration", default_level=2,
                   claim_mapping=ClaimMapping(national_id="cccd", name="name", agency="org", roles="groups"),
-                  role_scopes={"admin": ("identity.admin",)})
+                  role_scopes={"admin": ("identity.admin",)}, allowed_agencies=("HCM",))
 
 
 @pytest.mark.parametrize("value", ["00108500010", "0010850001011", "00108500010a", "an@example.vn", "", 12])
@@ -79,6 +79,27 @@ def test_official_subject_is_scoped_by_agency_and_carries_roles() -> None:
 def test_official_without_agency_is_refused() -> None:
     with pytest.raises(Unauthenticated):
         map_claims(AGENCY, {"cccd": "079075001001"})
+
+
+def test_an_official_provider_cannot_name_an_agency_outside_its_list() -> None:
+    with pytest.raises(Unauthenticated) as caught:
+        map_claims(AGENCY, {"cccd": "001082004004", "org": "hn"})
+    assert caught.value.reason == "UPSTREAM_AGENCY_NOT_ALLOWED"
+    assert "HN" in caught.value.message and caught.value.metadata["provider"] == "hcm"
+
+
+@pytest.mark.parametrize("provider, agencies", [
+    (AGENCY, ()),  # an official provider must say which agencies it vouches for
+    (AGENCY, ("hcm",)),  # codes are written as the platform stores them
+    (VNEID, ("HCM",)),  # citizens belong to no agency
+])
+def test_agency_lists_are_required_for_official_providers_only(provider: Provider,
+                                                               agencies: tuple[str, ...]) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(InvalidArgument) as caught:
+        validate(replace(provider, allowed_agencies=agencies))
+    assert "allowed_agencies" in [violation.field for violation in caught.value.violations]
 
 
 @pytest.mark.parametrize("change, field", [
