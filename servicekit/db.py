@@ -97,12 +97,12 @@ def run_migrations(engine: Engine, migrations_dir: Path, version_table: str) -> 
         command.upgrade(config, "head")
 
 
-_SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SAFE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def create_postgres_database(admin_url: str, name: str) -> str:
     """Create a fresh PostgreSQL database (tests, benchmarks) and return its URL."""
-    if not _SAFE_NAME.match(name):
+    if not _SAFE_NAME.fullmatch(name):
         raise ValueError(f"unsafe database name {name!r}")
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

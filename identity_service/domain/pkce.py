@@ -11,7 +11,7 @@ import secrets
 from servicekit.errors import Unauthenticated
 
 METHOD_S256 = "S256"
-_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 
 
 def new_verifier() -> str:
@@ -20,7 +20,7 @@ def new_verifier() -> str:
 
 
 def is_valid_verifier(verifier: str) -> bool:
-    return bool(_VERIFIER.match(verifier))
+    return bool(_VERIFIER.fullmatch(verifier))
 
 
 def s256_challenge(verifier: str) -> str:

@@ -6,16 +6,17 @@ import re
 
 from servicekit.errors import InvalidArgument
 
-_NATIONAL_ID = re.compile(r"^\d{12}$")
-_AGENCY_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
-_CLIENT_ID = re.compile(r"^[a-z][a-z0-9-]{2,63}$")
+# Applied with fullmatch: "$" also matches before a final newline, and \d takes any script's digits.
+_NATIONAL_ID = re.compile(r"[0-9]{12}")
+_AGENCY_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{1,31}")
+_CLIENT_ID = re.compile(r"[a-z][a-z0-9-]{2,63}")
 
 OFFICIAL_PREFIX = "official"
 
 
 def is_national_id(value: str) -> bool:
     """True for a 12-digit personal identification number (số định danh cá nhân)."""
-    return bool(_NATIONAL_ID.match(value))
+    return bool(_NATIONAL_ID.fullmatch(value))
 
 
 def national_id(value: object, field: str = "national_id") -> str:
@@ -28,7 +29,7 @@ def national_id(value: object, field: str = "national_id") -> str:
 
 def is_agency_code(value: str) -> bool:
     """True for an agency code as stored: upper-case letters, digits, '-' or '_'."""
-    return bool(_AGENCY_CODE.match(value))
+    return bool(_AGENCY_CODE.fullmatch(value))
 
 
 def agency_code(value: str, field: str = "agency") -> str:
@@ -42,7 +43,7 @@ def agency_code(value: str, field: str = "agency") -> str:
 
 def client_id(value: str, field: str = "client_id") -> str:
     """A machine client id; it can never look like a national ID, so client and citizen subjects never collide."""
-    if not _CLIENT_ID.match(value):
+    if not _CLIENT_ID.fullmatch(value):
         raise InvalidArgument.single(field, "must be 3-64 lowercase letters, digits or '-', starting with a letter",
                                      reason="INVALID_CLIENT_ID")
     return value

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 # The wallet's patterns are applied with fullmatch, never as "^...$": "$" also matches before a final newline,
 # which let "001099012345\n" past the check and into a varchar(12) column.
-NATIONAL_ID = re.compile(r"\d{12}")
+NATIONAL_ID = re.compile(r"[0-9]{12}")  # \d would also take other scripts' digits
 MAX_SHARE_DAYS = 30
 DEFAULT_SHARE_DAYS = 7
 MAX_PRESIGNED_URL_SECONDS = 300

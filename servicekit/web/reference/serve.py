@@ -15,7 +15,7 @@ from servicekit.web import site
 from servicekit.web.reference import build
 
 log = logging.getLogger("dvc.web.reference")
-_PAGE = re.compile(r"^[a-z0-9-]{1,80}$")
+_PAGE = re.compile(r"[a-z0-9-]{1,80}")
 
 
 class ReferenceFiles:
@@ -55,7 +55,7 @@ def reference_blueprint(directory: Path | None = None) -> Blueprint:
     @blueprint.get("/docs/")
     @blueprint.get("/docs/<slug>.html")
     def page(slug: str = "index") -> ResponseReturnValue:
-        if not _PAGE.match(slug):
+        if not _PAGE.fullmatch(slug):
             abort(404)
         if not files.ready():
             return site.error_page(503, site.translate("The reference is not available"),

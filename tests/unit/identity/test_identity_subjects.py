@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from identity_service.domain import subjects
+from identity_service.domain import pkce, subjects
 from identity_service.domain.providers import ClaimMapping, Provider, map_claims, validate
 from servicekit.errors import InvalidArgument, Unauthenticated
 
@@ -17,11 +17,21 @@ AGENCY = Provider(provider_id="hcm", kind="official", issuer="https://sso.hcm.ex
                   role_scopes={"admin": ("identity.admin",)}, allowed_agencies=("HCM",))
 
 
-@pytest.mark.parametrize("value", ["00108500010", "0010850001011", "00108500010a", "an@example.vn", "", 12])
+@pytest.mark.parametrize("value", ["00108500010", "0010850001011", "00108500010a", "an@example.vn", "", 12,
+                                   "\u0660" * 12])   # twelve Arabic-Indic digits: digits, but not a CCCD number
 def test_only_twelve_digits_are_a_national_id(value: object) -> None:
     with pytest.raises(InvalidArgument) as caught:
         subjects.national_id(value)
     assert caught.value.reason == "INVALID_NATIONAL_ID"
+
+
+def test_a_trailing_newline_is_never_part_of_a_valid_identifier() -> None:
+    # "$" matches before a final newline, so a pattern used with match() would let these through.
+    assert not subjects.is_national_id("001085000101\n") and subjects.is_national_id("001085000101")
+    assert not subjects.is_agency_code("HCM\n") and subjects.is_agency_code("HCM")
+    with pytest.raises(InvalidArgument):
+        subjects.client_id("dvc-payments\n")
+    assert not pkce.is_valid_verifier("a" * 43 + "\n") and pkce.is_valid_verifier("a" * 43)
 
 
 def test_a_numeric_claim_is_read_as_its_digits() -> None:
