@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from payment_service.domain.connector import ConnectorStatus, SettlementLine
@@ -68,13 +68,33 @@ def _compare(line: SettlementLine, entry: LedgerEntry) -> tuple[MatchStatus, str
     return MatchStatus.MATCHED, ""
 
 
+def _per_payment(lines: Iterable[SettlementLine], ledger: Mapping[str, LedgerEntry]) -> list[SettlementLine]:
+    """The lines with the succeeded transfers of one known payment summed into one line: a VietQR payment paid
+    in parts has a line per transfer, and only their total can match what the ledger says was paid. (Parts
+    settled on different days are in different files and still show as amount mismatches.)"""
+    totals: dict[str, SettlementLine] = {}
+    order: list[str | SettlementLine] = []
+    for line in lines:
+        if line.reference not in ledger or line.status is not ConnectorStatus.SUCCEEDED:
+            order.append(line)
+            continue
+        earlier = totals.get(line.reference)
+        if earlier is None:
+            order.append(line.reference)
+            totals[line.reference] = line
+        else:
+            totals[line.reference] = replace(earlier, amount=earlier.amount + line.amount,
+                                             settled_on=max(earlier.settled_on, line.settled_on))
+    return [totals[item] if isinstance(item, str) else item for item in order]
+
+
 def reconcile(lines: Iterable[SettlementLine], ledger: Mapping[str, LedgerEntry],
               paid_in_period: Iterable[LedgerEntry]) -> list[ReconciliationItem]:
     """Match each settlement line by reference (then amount, status and date); every payment the ledger shows
     as paid through this connector in the period but absent from the file is missing at the bank."""
     items: list[ReconciliationItem] = []
     seen: set[str] = set()
-    for line in lines:
+    for line in _per_payment(lines, ledger):
         seen.add(line.reference)
         entry = ledger.get(line.reference)
         if entry is None:

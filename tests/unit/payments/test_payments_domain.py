@@ -309,6 +309,22 @@ def test_reconciliation_sorts_every_case_into_its_category() -> None:
                         "D": MatchStatus.MISSING_AT_BANK}
 
 
+def test_a_payment_made_in_two_transfers_matches_their_total() -> None:
+    day = date(2026, 3, 2)
+    ledger = {"A": LedgerEntry("1", "HCM", "A", 185_000, PaymentStatus.SUCCEEDED, day, 185_000),
+              "B": LedgerEntry("2", "HCM", "B", 185_000, PaymentStatus.SUCCEEDED, day, 185_000)}
+    lines = [SettlementLine("A", "FT1", 100_000, ConnectorStatus.SUCCEEDED, day),
+             SettlementLine("B", "FT2", 185_000, ConnectorStatus.SUCCEEDED, day),
+             SettlementLine("A", "FT3", 85_000, ConnectorStatus.SUCCEEDED, day),
+             SettlementLine("Z", "FT4", 1, ConnectorStatus.SUCCEEDED, day),
+             SettlementLine("Z", "FT5", 2, ConnectorStatus.SUCCEEDED, day)]
+    items = reconcile(lines, ledger, [])
+    assert [(item.reference, item.status, item.bank_amount) for item in items] == [
+        ("A", MatchStatus.MATCHED, 185_000), ("B", MatchStatus.MATCHED, 185_000),
+        # Money for no payment stays one item per transfer: each must be found and returned.
+        ("Z", MatchStatus.MISSING_IN_LEDGER, 1), ("Z", MatchStatus.MISSING_IN_LEDGER, 2)]
+
+
 def test_dates_one_day_apart_still_match() -> None:
     day = date(2026, 3, 2)
     ledger = {"A": LedgerEntry("1", "HCM", "A", 100, PaymentStatus.SUCCEEDED, day - timedelta(days=1), 100)}
