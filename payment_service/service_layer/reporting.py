@@ -18,7 +18,7 @@ from payment_service.service_layer.ports import ReconciliationReport, StoredReco
 from payment_service.service_layer.services import (
     VIETNAM,
     PaymentServices,
-    decode_token,
+    decode_offset,
     encode_token,
     page_size,
     query_status,
@@ -175,7 +175,7 @@ class Reporting:
         report = self._report(caller, report_id)
         agency = caller.agency_filter(agency_code)
         limit = page_size(size, 100, 1000)
-        after = int(decode_token(token) or 0)
+        after = decode_offset(token)
         with self.services.uow_factory() as uow:
             rows = uow.reconciliation.items(report_id, agency, status, after, limit + 1)
         more = len(rows) > limit

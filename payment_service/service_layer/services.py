@@ -126,13 +126,39 @@ def encode_token(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
-def decode_token(token: str) -> Any:
+def _bad_token() -> InvalidArgument:
+    return InvalidArgument.single("page_token", "is not a token this service returned; start again without one")
+
+
+def _decode_token(token: str) -> Any:
     if not token:
         return None
     try:
         return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except ValueError:
-        raise InvalidArgument.single("page_token", "is not a token this service returned") from None
+        raise _bad_token() from None
+
+
+def decode_position(token: str) -> tuple[datetime, str] | None:
+    """A (created_at, id) page token; any other shape is the caller's mistake, never an internal error."""
+    cursor = _decode_token(token)
+    if cursor is None:
+        return None
+    try:
+        moment, row_id = cursor
+        return datetime.fromisoformat(moment), str(row_id)
+    except (TypeError, ValueError):
+        raise _bad_token() from None
+
+
+def decode_offset(token: str) -> int:
+    """A numeric page token (0 without one)."""
+    cursor = _decode_token(token)
+    if cursor is None:
+        return 0
+    if not isinstance(cursor, int) or isinstance(cursor, bool) or cursor < 0:
+        raise _bad_token()
+    return cursor
 
 
 def callback_body(payment: Payment, event: PaymentEvent) -> str:
@@ -279,8 +305,7 @@ class PaymentServices:
         query = PaymentFilter(caller.agency_filter(query.agency_code or ""), query.dossier_code, query.status,
                               query.created_after, query.created_before)
         limit = page_size(size)
-        cursor = decode_token(token)
-        after = (datetime.fromisoformat(cursor[0]), str(cursor[1])) if cursor else None
+        after = decode_position(token)
         with self.uow_factory() as uow:
             rows = uow.payments.search(query, after, limit + 1)
         more = len(rows) > limit
@@ -715,7 +740,7 @@ class PaymentServices:
                     ) -> tuple[list[EventView], str]:
         caller.require(SCOPE_READ)
         limit = page_size(size)
-        after = int(decode_token(token) or 0)
+        after = decode_offset(token)
         with self.uow_factory() as uow:
             agency = caller.agency_filter()
             if payment_id:
@@ -823,8 +848,7 @@ class PaymentServices:
                           ) -> tuple[list[ReviewItem], str]:
         caller.require_admin()
         limit = page_size(size)
-        cursor = decode_token(token)
-        after = (datetime.fromisoformat(cursor[0]), str(cursor[1])) if cursor else None
+        after = decode_position(token)
         with self.uow_factory() as uow:
             items = uow.reviews.search(include_resolved, after, limit + 1)
         more = len(items) > limit

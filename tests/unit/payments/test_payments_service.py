@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 
 import pytest
@@ -321,3 +323,21 @@ def test_a_payment_whose_connector_cannot_refund_is_refused_without_change(world
     assert refused.value.reason == "REFUND_NOT_SUPPORTED"
     stored = world.stored(payment.id)
     assert stored.status is PaymentStatus.SUCCEEDED and stored.refunded_amount == 0
+
+
+def _token(value: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+@pytest.mark.parametrize("token", [_token({"a": 1}), _token(["not a time", "x"]), _token([1]), _token("7"),
+                                   _token(-1), _token(True), "%%%"])
+def test_a_page_token_of_the_wrong_shape_is_the_callers_mistake_on_every_list(world: World, token: str) -> None:
+    calls = [
+        lambda: world.services.list_payments(HCM, PaymentFilter("HCM"), token, 10),
+        lambda: world.services.list_events(HCM, "", None, token, 10),
+        lambda: world.services.list_review_items(ADMIN, False, token, 10),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidArgument) as refused:
+            call()
+        assert [violation.field for violation in refused.value.violations] == ["page_token"]
