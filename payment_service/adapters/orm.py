@@ -154,6 +154,7 @@ refunds = sa.Table(
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("provider_reference", sa.String(64), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="accepted"),
     sa.UniqueConstraint("payment_id", "idempotency_key"),
 )
 

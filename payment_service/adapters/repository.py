@@ -471,17 +471,25 @@ class SqlRefundRepository:
         self.session = session
 
     def get(self, payment_id: str, idempotency_key: str) -> Refund | None:
-        row = self.session.execute(sa.select(orm.refunds).where(
-            orm.refunds.c.payment_id == payment_id, orm.refunds.c.idempotency_key == idempotency_key)).first()
+        return self._one(orm.refunds.c.payment_id == payment_id, orm.refunds.c.idempotency_key == idempotency_key)
+
+    def by_id(self, refund_id: str) -> Refund | None:
+        return self._one(orm.refunds.c.id == refund_id)
+
+    def _one(self, *conditions: sa.ColumnElement[bool]) -> Refund | None:
+        row = self.session.execute(sa.select(orm.refunds).where(*conditions)).first()
         if row is None:
             return None
         return Refund(row.id, row.payment_id, row.idempotency_key, int(row.amount), row.provider_reference,
-                      _must(row.created_at))
+                      _must(row.created_at), row.status)
 
     def add(self, refund: Refund) -> None:
         self.session.execute(sa.insert(orm.refunds).values(
             id=refund.id, payment_id=refund.payment_id, idempotency_key=refund.idempotency_key, amount=refund.amount,
-            provider_reference=refund.provider_reference, created_at=utc(refund.created_at)))
+            provider_reference=refund.provider_reference, created_at=utc(refund.created_at), status=refund.status))
+
+    def set_status(self, refund_id: str, status: str) -> None:
+        self.session.execute(sa.update(orm.refunds).where(orm.refunds.c.id == refund_id).values(status=status))
 
 
 class SqlReceiptRepository:

@@ -103,6 +103,7 @@ class InboundNotification:
     notification_id: str             # the counterpart's id for this message (deduplication)
     transfer_note: str = ""          # for credit notices: the note as the bank received it
     credited_account: str = ""       # for credit notices: "bin/number" of the account credited
+    refund_id: str = ""              # for refund results: the platform's refund id the counterpart echoes
     occurred_at: datetime | None = None
     raw_code: str = ""
 

@@ -41,6 +41,7 @@ PAID_STATUSES = frozenset({S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED})
 CLOSED_UNPAID = frozenset({S.FAILED, S.EXPIRED, S.CANCELLED})
 
 FLAG_REFUND_REQUIRED = "refund_required"   # money arrived for a payment that was already closed
+FLAG_REFUND_FAILED = "refund_failed"       # a counterpart reported a refund it had accepted as failed
 FLAG_OVERPAID = "overpaid"                 # the payer transferred more than the total
 
 
@@ -75,6 +76,7 @@ class EventType(enum.Enum):
     LATE_SUCCESS = "payment.late_success"
     REFUNDED = "payment.refunded"
     PARTIALLY_REFUNDED = "payment.partially_refunded"
+    REFUND_FAILED = "payment.refund_failed"
 
 
 _EVENT_FOR_STATUS = {
@@ -398,6 +400,20 @@ class Payment:
             return
         target = PaymentStatus.REFUNDED if self.refundable_amount == 0 else PaymentStatus.PARTIALLY_REFUNDED
         self._move(target, source, at, data)
+
+    def refund_failed(self, amount: int, refund_id: str, at: datetime, source: EventSource) -> None:
+        """The counterpart reports that a refund it accepted never reached the payer: the money is still ours to
+        return, so it counts as refundable again and the payment is flagged for a person."""
+        before = self.status
+        self.refunded_amount = max(self.refunded_amount - amount, 0)
+        self.flags.add(FLAG_REFUND_FAILED)
+        if self.status in CLOSED_UNPAID:
+            self.flags.add(FLAG_REFUND_REQUIRED)   # late money: still to be given back
+        elif self.status in (PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED):
+            # Not a transition a person or counterpart may ask for, only this correction of the record.
+            self.status = PaymentStatus.PARTIALLY_REFUNDED if self.refunded_amount else PaymentStatus.SUCCEEDED
+        self._record(EventType.REFUND_FAILED, before, self.status, source, at,
+                     {"refund_id": refund_id, "amount": amount, "refunded_total": self.refunded_amount})
 
     def take_events(self) -> list[PaymentEvent]:
         events, self.new_events = self.new_events, []

@@ -96,6 +96,8 @@ class Refund:
     amount: int
     provider_reference: str
     created_at: datetime
+    # "accepted" when the counterpart took it; "succeeded" or "failed" once a REFUND_RESULT says how it ended.
+    status: str = "accepted"
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,9 @@ class ReviewRepository(Protocol):
 
 class RefundRepository(Protocol):
     def get(self, payment_id: str, idempotency_key: str) -> Refund | None: ...
+    def by_id(self, refund_id: str) -> Refund | None: ...
     def add(self, refund: Refund) -> None: ...
+    def set_status(self, refund_id: str, status: str) -> None: ...
 
 
 class ReceiptRepository(Protocol):

@@ -503,9 +503,7 @@ class PaymentServices:
         """A verified callback: idempotent per notification id, amount-checked, credits matched on the
         reference in the transfer note; unmatched credits go to the review queue."""
         if notification.kind is NotificationKind.REFUND_RESULT:
-            log.info("refund result", extra={"connector": connector_code, "reference": notification.reference,
-                                             "status": notification.status.value})
-            return CallbackOutcome.ACCEPTED
+            return self._apply_refund_result(connector_code, notification)
         credit = notification.kind is NotificationKind.ACCOUNT_CREDITED
         reference = notification.reference.strip().upper()
         if credit and not references.is_valid(reference):
@@ -557,6 +555,38 @@ class PaymentServices:
             if FLAG_OVERPAID in payment.flags and payment.new_events:
                 uow.reviews.add(self._review_item(connector_code, notification, "overpayment", payment))
             added = self._persist(uow, payment, agency)
+            uow.commit()
+        if added:
+            self.notifier.notify()
+        return outcome
+
+    def _apply_refund_result(self, connector_code: str, notification: InboundNotification) -> CallbackOutcome:
+        """How a refund the counterpart accepted ended. A failure gives the amount back to what is refundable,
+        flags the payment and queues it for a person: the payer has not been repaid."""
+        with self.uow_factory() as uow:
+            payment = uow.payments.get_by_reference(notification.reference.strip().upper(), lock=True)
+            refund = uow.refunds.by_id(notification.refund_id) if notification.refund_id else None
+            if payment is None or refund is None or refund.payment_id != payment.id:
+                log.warning("refund result for no refund of ours", extra={
+                    "connector": connector_code, "reference": notification.reference[:40]})
+                return CallbackOutcome.UNKNOWN_REFERENCE
+            if notification.notification_id and uow.notifications.seen(connector_code, notification.notification_id):
+                return CallbackOutcome.DUPLICATE
+            outcome = CallbackOutcome.ACCEPTED
+            if refund.status != "accepted" or notification.status is ConnectorStatus.PENDING:
+                outcome = CallbackOutcome.DUPLICATE   # already final, or nothing final to say yet
+            elif notification.status is ConnectorStatus.SUCCEEDED:
+                uow.refunds.set_status(refund.id, "succeeded")
+            elif notification.status in (ConnectorStatus.FAILED, ConnectorStatus.CANCELLED):
+                uow.refunds.set_status(refund.id, "failed")
+                payment.refund_failed(refund.amount, refund.id, self.clock.now(), EventSource.CALLBACK)
+                uow.reviews.add(self._review_item(connector_code, notification, "refund_failed", payment))
+            else:
+                return CallbackOutcome.REJECTED
+            if notification.notification_id:
+                uow.notifications.record(connector_code, notification.notification_id, payment.id, outcome.value,
+                                         self.clock.now())
+            added = self._persist(uow, payment)
             uow.commit()
         if added:
             self.notifier.notify()

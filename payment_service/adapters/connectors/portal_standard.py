@@ -500,7 +500,8 @@ class PortalStandardConnector(ConnectorBase):
             kind=kind, reference=str(notice["reference"]), status=status,
             amount=to_dong(notice.get("amount", ""), what="amount"), provider_reference=str(provider_reference or ""),
             notification_id=str(notice["notification_id"]), occurred_at=parse_time(notice.get("occurred_at")),
-            raw_code=str(notice.get("status")))
+            raw_code=str(notice.get("status")),
+            refund_id=str(notice.get("refund_id") or "") if kind is NotificationKind.REFUND_RESULT else "")
 
     def reply(self, outcome: CallbackOutcome) -> CallbackReply:
         return portal_reply(outcome)

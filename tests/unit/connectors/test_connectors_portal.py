@@ -126,8 +126,8 @@ def test_wrong_amount_unknown_reference_and_refund_results_parse(connector):
     for index, (body, check) in enumerate([
         (notice(amount=149000), lambda n: n.amount == 149_000),
         (notice(reference="DVCUNKNOWN"), lambda n: n.reference == "DVCUNKNOWN"),
-        (notice(type="REFUND_RESULT", bank_refund_id="RF1"),
-         lambda n: n.kind is NotificationKind.REFUND_RESULT and n.provider_reference == "RF1"),
+        (notice(type="REFUND_RESULT", bank_refund_id="RF1", refund_id="a1b2"),
+         lambda n: n.kind is NotificationKind.REFUND_RESULT and (n.provider_reference, n.refund_id) == ("RF1", "a1b2")),
     ]):
         assert check(connector.parse_callback(callback(body, bank_headers("POST", NOTIFY_PATH, body,
                                                                           nonce=f"nonce-number-{index:06d}"))))

@@ -284,8 +284,16 @@ class FakeRefunds:
     def get(self, payment_id: str, idempotency_key: str) -> Refund | None:
         return self.store.refunds.get((payment_id, idempotency_key))
 
+    def by_id(self, refund_id: str) -> Refund | None:
+        return next((refund for refund in self.store.refunds.values() if refund.id == refund_id), None)
+
     def add(self, refund: Refund) -> None:
         self.store.refunds[(refund.payment_id, refund.idempotency_key)] = refund
+
+    def set_status(self, refund_id: str, status: str) -> None:
+        refund = self.by_id(refund_id)
+        if refund is not None:
+            self.store.refunds[(refund.payment_id, refund.idempotency_key)] = dataclasses.replace(refund, status=status)
 
 
 class FakeReceipts:

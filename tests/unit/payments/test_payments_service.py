@@ -12,6 +12,7 @@ from payments_fakes import ADMIN, HCM, HN, HN_ACCOUNT, OTHER_ACCOUNT, T0, Caller
 from payment_service.domain import reference as references
 from payment_service.domain.commands import FeeLineInput
 from payment_service.domain.connector import (
+    CallbackOutcome,
     ConnectorError,
     ConnectorErrorKind,
     ConnectorStatus,
@@ -341,3 +342,54 @@ def test_a_page_token_of_the_wrong_shape_is_the_callers_mistake_on_every_list(wo
         with pytest.raises(InvalidArgument) as refused:
             call()
         assert [violation.field for violation in refused.value.violations] == ["page_token"]
+
+
+def _refund_result(payment_id: str, world: World, refund_id: str, status: ConnectorStatus,
+                   notification_id: str = "rr-1") -> InboundNotification:
+    reference = world.stored(payment_id).reference
+    return InboundNotification(NotificationKind.REFUND_RESULT, reference, status, 85_000, "RF-1", notification_id,
+                               refund_id=refund_id)
+
+
+def test_a_refund_the_bank_reports_failed_is_refundable_again_flagged_and_reviewed(world: World) -> None:
+    payment_id = _paid(world)
+    _, refund = world.services.refund_payment(HCM, payment_id, 85_000, "r-1", "fee waived")
+    assert world.stored(payment_id).status is PaymentStatus.PARTIALLY_REFUNDED
+    outcome = world.services.handle_notification("bank_a", _refund_result(payment_id, world, refund.id,
+                                                                          ConnectorStatus.FAILED))
+    assert outcome is CallbackOutcome.ACCEPTED
+    stored = world.stored(payment_id)
+    assert (stored.status, stored.refunded_amount, stored.refundable_amount) == (PaymentStatus.SUCCEEDED, 0, 185_000)
+    assert "refund_failed" in stored.flags
+    assert [(item.reason, item.payment_id) for item in world.store.reviews] == [("refund_failed", payment_id)]
+    with world.uow() as uow:
+        assert uow.refunds.by_id(refund.id).status == "failed"
+    # The agency hears of it, as of every change to its payment.
+    assert json.loads(world.outbox(OutboxKind.AGENCY_CALLBACK)[-1].payload)["type"] == "payment.refund_failed"
+    # The bank's retry of the notice, or a later contradicting one, changes nothing more.
+    for notification_id, status in (("rr-1", ConnectorStatus.FAILED), ("rr-2", ConnectorStatus.SUCCEEDED)):
+        assert world.services.handle_notification("bank_a", _refund_result(
+            payment_id, world, refund.id, status, notification_id)) is CallbackOutcome.DUPLICATE
+    assert world.stored(payment_id).refunded_amount == 0 and len(world.store.reviews) == 1
+
+
+def test_a_refund_the_bank_reports_done_is_recorded_and_changes_nothing_else(world: World) -> None:
+    payment_id = _paid(world)
+    _, refund = world.services.refund_payment(HCM, payment_id, 85_000, "r-1", "fee waived")
+    world.services.handle_notification("bank_a", _refund_result(payment_id, world, refund.id,
+                                                               ConnectorStatus.SUCCEEDED))
+    with world.uow() as uow:
+        assert uow.refunds.by_id(refund.id).status == "succeeded"
+    stored = world.stored(payment_id)
+    assert (stored.status, stored.refunded_amount) == (PaymentStatus.PARTIALLY_REFUNDED, 85_000)
+    assert world.store.reviews == []
+
+
+def test_a_refund_result_naming_another_payments_refund_changes_nothing(world: World) -> None:
+    paid_here = _paid(world)
+    _, refund = world.services.refund_payment(HCM, paid_here, 85_000, "r-1", "fee waived")
+    paid_there = world.create("other").id
+    outcome = world.services.handle_notification("bank_a", _refund_result(paid_there, world, refund.id,
+                                                                          ConnectorStatus.FAILED))
+    assert outcome is CallbackOutcome.UNKNOWN_REFERENCE
+    assert world.stored(paid_here).refunded_amount == 85_000 and world.store.reviews == []
