@@ -13,7 +13,7 @@ from dvc.wallet.v1 import wallet_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from servicekit.auth import current_principal
-from servicekit.errors import InvalidArgument
+from servicekit.errors import InvalidArgument, Unavailable
 from servicekit.grpc_server import ServiceRegistration
 from wallet_service.domain.access_log import ChainCheck
 from wallet_service.domain.catalogue import check_type
@@ -354,7 +354,12 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
         redemption = self.handlers.redeem_share(principal, request.share_id)
         yield pb.RedeemShareResponse(share=share_message(redemption.share, self._now()))
         for document in redemption.documents:
-            delivery = self.handlers.deliver(principal, document, presigned=presigned, read_content=read_content)
+            try:
+                delivery = self.handlers.deliver(principal, document, presigned=presigned, read_content=read_content)
+            except Unavailable as failure:
+                # Nothing more can be handed over now: a retry must not find the share used up.
+                self.handlers.give_back_use(principal, request.share_id, failure.message)
+                raise
             follows = delivery.content is not None
             yield pb.RedeemShareResponse(document=pb.RedeemedDocument(
                 document=document_message(document, self._now()),

@@ -817,6 +817,22 @@ class WalletHandlers:
                 found.setdefault(document.document_id, document)
         return list(found.values())
 
+    def give_back_use(self, principal: Principal, share_id: str, reason: str) -> None:
+        """A redemption failed on the platform's side (storage unreachable) before its documents were handed
+        over: the use it counted is given back, so a single-use share is not spent on nothing, and the citizen's
+        log says so next to the REDEEMED entries it keeps."""
+        agency = calling_agency(principal, SCOPE_REDEEM)
+        with self._uow() as uow:
+            share = uow.shares.get(share_id, lock=True)
+            if share is None or share.agency_code != agency or share.use_count == 0:
+                return
+            share.use_count -= 1
+            uow.shares.update(share)
+            self._log(uow, share.citizen_id, actor_of(principal),
+                      [LogEvent(AccessAction.REDEMPTION_FAILED, share_id=share_id, dossier_code=share.dossier_code,
+                                procedure_code=share.procedure_code, agency_code=agency, detail=reason[:MAX_TEXT])])
+            uow.commit()
+
     def deliver(self, principal: Principal, document: Document, *, presigned: bool, read_content: bool) -> Delivery:
         """Verify one redeemed document now and attach its content or URL when it is intact."""
         return self._deliver(document, principal, presigned=presigned, read_content=read_content)

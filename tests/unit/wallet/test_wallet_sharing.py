@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from dvc.wallet.v1 import wallet_pb2
 from wallet_fakes import (
     CITIZEN,
     JUSTICE,
@@ -20,7 +21,8 @@ from wallet_fakes import (
 )
 
 from servicekit.auth import Actor as TokenActor
-from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from servicekit.auth import reset_principal, set_principal
+from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from wallet_service.domain.access_log import LogEvent, next_entry
 from wallet_service.domain.model import (
     AccessAction,
@@ -30,6 +32,7 @@ from wallet_service.domain.model import (
     VerificationStatus,
 )
 from wallet_service.domain.model import Actor as LogActor
+from wallet_service.entrypoints.grpc_servicer import WalletServicer
 from wallet_service.service_layer.handlers import ShareCommand, UploadCommand, WalletHandlers
 
 ISSUER = agency(JUSTICE, "wallet.issue")
@@ -508,3 +511,28 @@ def test_the_sweep_removes_old_unreferenced_objects_only(wallet):
     removed = wallet.handlers.sweep_orphans(timedelta(minutes=15))
     assert removed == 1
     assert set(wallet.storage.objects) == {f"sha256/{document.content_sha256}", "sha256/" + "e" * 64}
+
+
+def test_a_redemption_the_storage_fails_gives_its_use_back_so_the_retry_succeeds(wallet, monkeypatch):
+    share = _share(wallet, [_issue(wallet).document_id], max_uses=1)
+    servicer = WalletServicer(wallet.handlers, wallet.clock)
+    request = wallet_pb2.RedeemShareRequest(share_id=share.share_id)
+
+    def unreachable(key: str, max_bytes: int) -> bytes | None:
+        raise Unavailable("object storage unreachable (ConnectTimeout)", reason="STORAGE_UNAVAILABLE")
+
+    token = set_principal(REDEEMER)
+    try:
+        with monkeypatch.context() as outage:
+            outage.setattr(wallet.storage, "get", unreachable)
+            with pytest.raises(Unavailable):
+                list(servicer.RedeemShare(request, None))
+        assert wallet.database.shares[share.share_id].use_count == 0
+        # Storage is back: the agency's retry gets the document, and only then is the single use spent.
+        delivered = list(servicer.RedeemShare(request, None))
+        assert delivered[1].document.verification.valid and delivered[2].chunk.data
+        with pytest.raises(FailedPrecondition):
+            list(servicer.RedeemShare(request, None))
+    finally:
+        reset_principal(token)
+    assert _actions(wallet)[-3:] == [AccessAction.REDEEMED, AccessAction.REDEMPTION_FAILED, AccessAction.REDEEMED]

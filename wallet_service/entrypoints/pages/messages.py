@@ -184,6 +184,8 @@ VI: dict[str, str] = {
     "Approved a request for documents": "Đồng ý đề nghị cung cấp giấy tờ",
     "Declined a request for documents": "Từ chối đề nghị cung cấp giấy tờ",
     "Access refused: stored content failed verification": "Từ chối truy cập: nội dung lưu trữ không vượt qua kiểm tra",
+    "Could not hand over your documents through a share; the use was given back":
+        "Không giao được giấy tờ qua chia sẻ; lượt sử dụng đã được hoàn lại",
     "guardian": "người giám hộ",
     "delegate": "người được ủy quyền",
     "with your consent": "được bạn đồng ý",

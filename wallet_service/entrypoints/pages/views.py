@@ -59,6 +59,7 @@ ACTION_LABELS = {
     "documents_requested": "Asked you for documents", "request_approved": "Approved a request for documents",
     "request_declined": "Declined a request for documents",
     "tampering_detected": "Access refused: stored content failed verification",
+    "redemption_failed": "Could not hand over your documents through a share; the use was given back",
 }
 RELATION_LABELS = {"guardian": "guardian", "delegate": "delegate", "consent": "with your consent"}
 FAILURE_MESSAGES = {
