@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from payment_service.adapters import qr_png
@@ -226,16 +225,8 @@ def build(settings: PaymentSettings, platform: PlatformSettings, engine: Engine,
         LoopWorker("payment-sweep", services.sweep_pending, settings.sweep_interval_seconds),
     ] if chosen.workers else []
 
-    def ready() -> bool:
-        try:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - any database failure means not ready
-            return False
-        return True
-
     callbacks = callbacks_blueprint_or_none(registry, services.handle_notification, services.refresh_status)
-    http_app = create_app(services, qr_images, ready=ready, callbacks=callbacks)
+    http_app = create_app(services, qr_images, callbacks=callbacks)
     mount_payment_pages(http_app, services)  # /pay/<reference> for payers and the integrators' /docs/
     servicer = PaymentServicer(services, reporting, qr_images, wake, max_watchers=max(settings.grpc_workers // 4, 1))
     if chosen.on_built is not None:

@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from servicekit.health import LIVENESS_SERVICE
 from servicekit.settings import StartupError
 
 log = logging.getLogger("dvc.server")
@@ -39,6 +40,7 @@ class RunningServer:
     service_names: list[str] = field(default_factory=list)
 
     def set_serving(self, serving: bool) -> None:
+        """Readiness: the overall ("") and per-service status. The liveness entry is left alone."""
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         self.health.set("", status)
         for name in self.service_names:
@@ -78,6 +80,7 @@ def start_server(registrations: Sequence[ServiceRegistration], *, host: str = "1
         raise StartupError(port_setting, f"cannot listen for gRPC on {address} (port in use or not allowed)")
     server.start()
     running = RunningServer(server=server, port=bound, health=health_servicer, service_names=names)
+    health_servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     running.set_serving(True)
     return running
 

@@ -17,6 +17,7 @@ from servicekit import auth
 from servicekit.config import PlatformSettings, ServiceSettings
 from servicekit.db import check_database, run_migrations
 from servicekit.grpc_server import RunningServer, ServiceRegistration, start_server, wait_for_termination
+from servicekit.health import Probe, ReadinessWatch, database_probe, install_http_probes
 from servicekit.http_edge import RunningHttp, start_http
 from servicekit.interceptors import standard_interceptors
 from servicekit.logs import configure_logging
@@ -46,6 +47,8 @@ class Components:
     # Set-ups for the HTTP app that run only in a process that serves HTTP (the citizen's pages need their
     # session keys there and nowhere else); each returns what closes it, or None.
     http_mounts: list[Callable[[], Callable[[], None] | None]] = field(default_factory=list)
+    # Dependencies beyond the database (which every service has) that readiness waits for, e.g. object storage.
+    readiness_checks: dict[str, Probe] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,8 +80,11 @@ class RunningService:
     metrics: RunningHttp | None
     components: Components
     engine: Engine
+    readiness: ReadinessWatch | None = None
 
     def stop(self, grace_seconds: float = 2.0) -> None:
+        if self.readiness:
+            self.readiness.stop()  # first, or it could say SERVING again after the drain said NOT_SERVING
         if self.grpc:
             self.grpc.drain(grace_seconds)
         for worker in self.components.workers:
@@ -109,13 +115,19 @@ def start(spec: ServiceSpec, settings: Any, platform: PlatformSettings, *, grpc_
     if verifier is None:
         verifier = auth.verifier_from_settings(platform, spec.audience)
     components = spec.build(settings, platform, engine, verifier)
+    checks = {"database": database_probe(engine), **components.readiness_checks}
     running_grpc = None
     if grpc_server:
         running_grpc = start_server(components.registrations, host=settings.bind_host, port=settings.grpc_port,
                                     interceptors=standard_interceptors(verifier, components.public_methods),
                                     max_workers=settings.grpc_workers, port_setting=spec.setting("grpc_port"))
+    readiness = None
+    if running_grpc is not None:
+        readiness = ReadinessWatch(checks, running_grpc.set_serving)
+        readiness.start()
     running_http = None
     if http and components.http_app is not None:
+        install_http_probes(components.http_app, checks)
         for mount in components.http_mounts:
             close = mount()
             if close is not None:
@@ -126,7 +138,7 @@ def start(spec: ServiceSpec, settings: Any, platform: PlatformSettings, *, grpc_
     if workers:
         for worker in components.workers:
             worker.start()
-    return RunningService(running_grpc, running_http, metrics, components, engine)
+    return RunningService(running_grpc, running_http, metrics, components, engine, readiness)
 
 
 def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 import yaml
 from minio import Minio
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from servicekit.auth import TokenVerifier
 from servicekit.config import PlatformSettings, ServiceSettings
@@ -238,14 +237,7 @@ def build(settings: WalletSettings, platform: PlatformSettings, engine: Engine, 
                                      timeout_seconds=settings.s3_timeout_seconds)
     handlers = build_handlers(settings, engine, storage)
 
-    def database_ready() -> None:
-        try:
-            with engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
-        except SQLAlchemyError as exc:
-            raise ConnectionError("database unreachable") from exc
-
-    app = create_app({"database": database_ready, "object_storage": storage.check})
+    app = create_app()
 
     def mount_pages() -> Callable[[], None] | None:
         """The citizen's pages, over this service's own gRPC API."""
@@ -254,7 +246,8 @@ def build(settings: WalletSettings, platform: PlatformSettings, engine: Engine, 
 
     sweeper = OrphanSweeper(handlers, settings.orphan_sweep_seconds, settings.orphan_grace_seconds)
     return Components(registrations=[wallet_registration(handlers)], http_app=app, workers=[sweeper],
-                      public_methods=PUBLIC_METHODS, http_mounts=[mount_pages])
+                      public_methods=PUBLIC_METHODS, http_mounts=[mount_pages],
+                      readiness_checks={"object_storage": storage.check})
 
 
 def _build(settings: Any, platform: PlatformSettings, engine: Engine, verifier: TokenVerifier | None) -> Components:

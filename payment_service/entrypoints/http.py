@@ -23,20 +23,10 @@ def _error(error: DomainError) -> tuple[Response, int]:
     return jsonify({"error": error.reason, "message": error.message}), status
 
 
-def create_app(services: PaymentServices, qr_images: QrImages, *, ready: Callable[[], bool] = lambda: True,
-               callbacks: Any = None) -> Flask:
-    """The Flask app; ``callbacks`` is the connectors' blueprint (routes /callbacks/<code>) when available."""
+def create_app(services: PaymentServices, qr_images: QrImages, *, callbacks: Any = None) -> Flask:
+    """The Flask app; ``callbacks`` is the connectors' blueprint (routes /callbacks/<code>) when available.
+    servicekit adds /healthz and /readyz."""
     app = Flask("payment_service")
-
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify({"status": "ok"})
-
-    @app.get("/readyz")
-    def readyz() -> tuple[Response, int]:
-        if ready():
-            return jsonify({"status": "ready"}), 200
-        return jsonify({"status": "not ready"}), 503
 
     @app.get("/pay/<reference>/qr.png")
     def qr_png(reference: str) -> Any:

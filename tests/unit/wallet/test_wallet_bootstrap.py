@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from servicekit.health import install_http_probes
 from servicekit.settings import StartupError
 from wallet_service.bootstrap import WalletSettings, _seeds_dev_keys, dev_issuer_keys
 from wallet_service.domain.manifest import load_public_key, sign, signature_verifies
@@ -38,10 +39,15 @@ def test_probes_report_each_failing_dependency():
     def broken() -> None:
         raise ConnectionError("down")
 
-    healthy = create_app({"database": lambda: None}).test_client()
+    def app_with(checks):
+        app = create_app()
+        install_http_probes(app, checks)
+        return app.test_client()
+
+    healthy = app_with({"database": lambda: None})
     assert healthy.get("/healthz").status_code == 200
     assert healthy.get("/readyz").status_code == 200
-    sick = create_app({"database": lambda: None, "object_storage": broken}).test_client()
+    sick = app_with({"database": lambda: None, "object_storage": broken})
     answer = sick.get("/readyz")
     assert answer.status_code == 503 and answer.get_json()["failing"] == {"object_storage": "ConnectionError"}
     assert sick.get("/healthz").status_code == 200
