@@ -110,3 +110,16 @@ def create_postgres_database(admin_url: str, name: str) -> str:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_databases(admin_url: str, names: list[str]) -> None:
+    """Drop databases made by ``create_postgres_database``, closing any connection still open to them."""
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            for name in names:
+                if not _SAFE_NAME.fullmatch(name):
+                    raise ValueError(f"unsafe database name {name!r}")
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

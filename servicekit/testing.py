@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 import time
 import uuid
 from typing import Any
@@ -15,7 +17,7 @@ from grpc_status import rpc_status
 from jwt.algorithms import ECAlgorithm
 
 from servicekit import auth
-from servicekit.db import create_postgres_database
+from servicekit.db import create_postgres_database, drop_postgres_databases
 
 TEST_ISSUER = "https://identity.test.dvc.local"
 
@@ -74,12 +76,35 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
+_made_here: list[tuple[str, str]] = []   # (admin URL, database) made by this process, dropped when it exits
+
+
 def fresh_postgres_url(prefix: str) -> str:
-    """A new, empty PostgreSQL database on the test server (DVC_TEST_DATABASE_URL), uniquely named."""
+    """A new, empty PostgreSQL database on the test server (DVC_TEST_DATABASE_URL), uniquely named. It is
+    dropped when this process exits: a test run makes about a thousand, which would otherwise pile up on the
+    long-lived local server (gigabytes after a few runs)."""
     admin_url = os.environ.get("DVC_TEST_DATABASE_URL")
     if not admin_url:
         raise RuntimeError("DVC_TEST_DATABASE_URL is not set: run tests through `make test`, which starts PostgreSQL")
-    return create_postgres_database(admin_url, f"{prefix}_{uuid.uuid4().hex[:10]}")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = create_postgres_database(admin_url, name)
+    if not _made_here:
+        atexit.register(drop_databases_made_here)
+    _made_here.append((admin_url, name))
+    return url
+
+
+def drop_databases_made_here() -> None:
+    """Drop every database ``fresh_postgres_url`` made in this process (run at exit; safe to call earlier)."""
+    by_server: dict[str, list[str]] = {}
+    while _made_here:
+        admin_url, name = _made_here.pop()
+        by_server.setdefault(admin_url, []).append(name)
+    for admin_url, names in by_server.items():
+        try:
+            drop_postgres_databases(admin_url, names)
+        except Exception as exc:  # noqa: BLE001 - at exit, a server already stopped is not worth a traceback
+            print(f"could not drop {len(names)} test database(s): {type(exc).__name__}", file=sys.stderr)
 
 
 def violations_of(error: grpc.RpcError) -> set[str]:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import urllib.request
+import uuid
 
 import grpc
 import pytest
@@ -19,7 +23,7 @@ from minio.error import S3Error
 from sqlalchemy import text
 
 from servicekit import auth, errors
-from servicekit.db import check_database, make_engine
+from servicekit.db import check_database, create_postgres_database, drop_postgres_databases, make_engine
 from servicekit.echo import EchoServicer
 from servicekit.grpc_server import ServiceRegistration, start_server
 from servicekit.interceptors import standard_interceptors
@@ -265,3 +269,38 @@ def test_a_servicer_that_aborts_itself_keeps_its_status():
         echo_pb2_grpc.EchoServiceStub(channel).Echo(echo_pb2.EchoRequest(message="x"), timeout=5)
     running.drain(0.5)
     assert (failure.value.code(), failure.value.details()) == (grpc.StatusCode.NOT_FOUND, "no such payment")
+
+
+def test_test_databases_are_dropped_when_the_process_that_made_them_exits(postgres_admin_url):
+    made = subprocess.run(
+        [sys.executable, "-c", "from servicekit.testing import fresh_postgres_url; "
+                               "from sqlalchemy.engine import make_url; "
+                               "print(make_url(fresh_postgres_url('exitcheck')).database)"],
+        capture_output=True, text=True, timeout=60, check=True, env=dict(os.environ, PYTHONPATH=".:.gen"))
+    name = made.stdout.strip()
+    assert name.startswith("exitcheck_")
+    engine = make_engine(postgres_admin_url)
+    try:
+        with engine.connect() as connection:
+            left = connection.execute(text("SELECT count(*) FROM pg_database WHERE datname = :name"),
+                                      {"name": name}).scalar_one()
+    finally:
+        engine.dispose()
+    assert left == 0
+
+
+def test_a_database_still_in_use_is_dropped_all_the_same(postgres_admin_url):
+    name = f"inuse_{uuid.uuid4().hex[:10]}"
+    holder = make_engine(create_postgres_database(postgres_admin_url, name))
+    still_open = holder.connect()
+    still_open.execute(text("SELECT 1"))   # a test's engine may still hold connections at exit
+    drop_postgres_databases(postgres_admin_url, [name])
+    still_open.invalidate()   # the server ended it
+    holder.dispose()
+    admin = make_engine(postgres_admin_url)
+    try:
+        with admin.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM pg_database WHERE datname = :name"),
+                                      {"name": name}).scalar_one() == 0
+    finally:
+        admin.dispose()
