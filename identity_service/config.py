@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from identity_service.adapters.crypto import DEV_KEY_ENCRYPTION_KEY, MIN_KEY_ENCRYPTION_KEY_LENGTH
 from identity_service.domain.claims import MAX_ACCESS_TOKEN_SECONDS
 from servicekit.config import ServiceSettings
-from servicekit.settings import StartupError, env_name, setting
+from servicekit.settings import DEVELOPMENT, PRODUCTION, StartupError, env_name, is_production, setting
 
 PREFIX = "IDENTITY"
-DEVELOPMENT = "development"
-PRODUCTION = "production"
 
 
 @dataclass(frozen=True)
@@ -41,9 +39,7 @@ class IdentitySettings(ServiceSettings):
 
 def check(settings: IdentitySettings) -> None:
     """Refuse settings that would be unsafe or cannot work, naming the variable to fix."""
-    if settings.environment not in (DEVELOPMENT, PRODUCTION):
-        raise StartupError(env_name(PREFIX, "environment"), f"must be {DEVELOPMENT} or {PRODUCTION}, "
-                                                            f"not {settings.environment!r}")
+    is_production(settings.environment, env_name(PREFIX, "environment"))
     kek_variable = env_name(PREFIX, "key_encryption_key")
     if len(settings.key_encryption_key) < MIN_KEY_ENCRYPTION_KEY_LENGTH:
         raise StartupError(kek_variable, f"must be at least {MIN_KEY_ENCRYPTION_KEY_LENGTH} characters")

@@ -42,7 +42,7 @@ from servicekit.auth import TokenVerifier
 from servicekit.config import PlatformSettings, ServiceSettings
 from servicekit.db import session_factory
 from servicekit.process import Components, ServiceSpec
-from servicekit.settings import StartupError, env_name, setting
+from servicekit.settings import StartupError, env_name, is_production, setting
 
 log = logging.getLogger("dvc.payments")
 
@@ -90,7 +90,7 @@ class PaymentSettings(ServiceSettings):
 
     @property
     def production(self) -> bool:
-        return self.environment.lower() == "production"
+        return is_production(self.environment, env_name(PREFIX, "environment"))
 
 
 class HeldReceiptIssuer:

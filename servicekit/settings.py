@@ -85,3 +85,15 @@ def describe(cls: type, prefix: str) -> list[tuple[str, str, str]]:
         default = "(secret)" if spec.metadata.get("secret") else repr(spec.default)
         rows.append((env_name(prefix, spec.name), default, spec.metadata.get("doc", "")))
     return rows
+
+
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+
+
+def is_production(environment: str, variable: str) -> bool:
+    """Whether ``environment`` is production. Any value but the two stops start-up naming ``variable``: a typo
+    such as 'prod' must never run a production deployment with the public development keys."""
+    if environment not in (DEVELOPMENT, PRODUCTION):
+        raise StartupError(variable, f"must be {DEVELOPMENT} or {PRODUCTION}, not {environment!r}")
+    return environment == PRODUCTION

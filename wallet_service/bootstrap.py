@@ -22,7 +22,7 @@ from servicekit.db import session_factory
 from servicekit.errors import Conflict, DomainError
 from servicekit.process import Components, ServiceSpec
 from servicekit.s3 import ensure_bucket, make_client
-from servicekit.settings import StartupError, env_name, setting
+from servicekit.settings import StartupError, env_name, is_production, setting
 from servicekit.web.settings import WebSettings
 from wallet_service.adapters.object_storage import MinioObjectStorage
 from wallet_service.adapters.repository import SqlWalletUnitOfWork
@@ -68,7 +68,7 @@ class WalletSettings(WebSettings, ServiceSettings):
 
     @property
     def production(self) -> bool:
-        return self.environment.strip().lower() == "production"
+        return is_production(self.environment, env_name(PREFIX, "environment"))
 
 
 # --- dev issuer keys -------------------------------------------------------------------------------------------

@@ -57,3 +57,10 @@ def test_production_needs_the_receipt_key_and_wallet_credentials() -> None:
 def test_a_registry_is_a_lookup_and_an_availability() -> None:
     registry = ConnectorRegistry.from_config(default_sandbox_config())
     assert registry.is_available("vnpay") and not registry.is_available("nope")
+
+
+@pytest.mark.parametrize("typo", ["prod", "Production", "staging", ""])
+def test_an_unknown_environment_stops_start_up_instead_of_meaning_development(typo: str) -> None:
+    with pytest.raises(StartupError) as stopped:
+        check_dependencies(PaymentSettings(environment=typo))
+    assert "PAYMENT_ENVIRONMENT" in str(stopped.value)

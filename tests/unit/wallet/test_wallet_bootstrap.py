@@ -72,3 +72,11 @@ def test_replicas_starting_together_do_not_trip_over_the_seed():
 
     with pytest.raises(Conflict):
         _despite_other_replicas(always_losing)
+
+
+@pytest.mark.parametrize("typo", ["prod", "Production", " production", "staging"])
+def test_an_unknown_environment_stops_start_up_instead_of_seeding_the_public_dev_keys(typo):
+    # With 'prod' read as development, the wallet would register issuer keys anyone can sign with.
+    with pytest.raises(StartupError) as stopped:
+        _seeds_dev_keys(WalletSettings(environment=typo))
+    assert "WALLET_ENVIRONMENT" in str(stopped.value)
