@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-import grpc
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from payment_service.domain.receipt import XML_NAMESPACE
 from payment_service.service_layer.ports import SignedReceipt
+from servicekit.grpc_client import service_channel
 from servicekit.settings import StartupError
 
 CHUNK_SIZE = 256 * 1024
@@ -104,7 +104,7 @@ class ClientCredentialsTokenSource:
 
     def __init__(self, target: str, client_id: str, client_secret: str, audience: str = "dvc-wallet",
                  scope: str = "wallet.issue") -> None:
-        self._channel = grpc.insecure_channel(target)
+        self._channel = service_channel(target)
         self._client_id = client_id
         self._client_secret = client_secret
         self._audience = audience
@@ -158,7 +158,7 @@ class WalletReceiptIssuer:
 
     def __init__(self, target: str, tokens: StaticTokenSource | ClientCredentialsTokenSource, signer: Ed25519Signer,
                  *, issuer_agency: str, document_type: str) -> None:
-        self._channel = grpc.insecure_channel(target)
+        self._channel = service_channel(target)
         self._tokens = tokens
         self._signer = signer
         self._issuer_agency = issuer_agency

@@ -18,6 +18,7 @@ from dvc.identity.v1 import identity_pb2_grpc
 from flask import Blueprint, g, redirect, request
 from flask.typing import ResponseReturnValue
 
+from servicekit.grpc_client import service_channel
 from servicekit.web import site
 from servicekit.web.grpc_calls import CallFailed, call_failed
 
@@ -74,7 +75,7 @@ class GrpcIdentity:
     """IdentityPort over identity's gRPC API; every call has a deadline."""
 
     def __init__(self, target: str, timeout_seconds: float = 10.0) -> None:
-        self._channel = grpc.insecure_channel(target)
+        self._channel = service_channel(target)
         self._stub = identity_pb2_grpc.IdentityServiceStub(self._channel)
         self._timeout = timeout_seconds
 
