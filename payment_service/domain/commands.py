@@ -20,7 +20,10 @@ _ACCOUNT = re.compile(r"[A-Za-z0-9]{1,19}")
 _CODE = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 _FEE_KINDS = {kind.value: kind for kind in FeeKind}
-_CONTROL = re.compile(r"[\x00-\x1f]")
+# Names and descriptions go into the e-receipt, an XML 1.0 document: a character outside XML's Char production
+# (control characters, lone surrogates, U+FFFE, U+FFFF) would make every receipt of the payment unreadable. Tab and
+# line breaks, which XML allows, have no place in them either.
+_NOT_XML_TEXT = re.compile(r"[^\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -84,15 +87,23 @@ def _check_amount(collector: ViolationCollector, path: str, amount: int) -> None
         collector.add(path, f"must have at most 13 digits (≤ {AMOUNT_MAX} đồng), got {amount}")
 
 
-def _check_text(collector: ViolationCollector, path: str, value: str, limit: int, *, required: bool) -> None:
+def check_text(collector: ViolationCollector, path: str, value: str, limit: int, *, required: bool) -> None:
     if not value.strip():
         if required:
             collector.add(path, "is required")
         return
     if len(value) > limit:
         collector.add(path, f"must be at most {limit} characters")
-    if _CONTROL.search(value):
-        collector.add(path, "must not contain control characters")
+    unsafe = xml_unsafe_character(value)
+    if unsafe is not None:
+        collector.add(path, f"must not contain control characters or characters XML cannot carry "
+                            f"(found U+{ord(unsafe):04X})")
+
+
+def xml_unsafe_character(value: str) -> str | None:
+    """The first character of ``value`` that a receipt's XML cannot carry, or None."""
+    found = _NOT_XML_TEXT.search(value)
+    return found.group() if found else None
 
 
 def validate_create(command: CreatePayment, agency: Agency, now: datetime, policy: ExpiryPolicy) -> datetime:
@@ -103,10 +114,10 @@ def validate_create(command: CreatePayment, agency: Agency, now: datetime, polic
     _check_code(collector, "dossier_code", command.dossier_code)
     _check_code(collector, "procedure_code", command.procedure_code)
     _check_code(collector, "service_code", command.service_code, required=False)
-    _check_text(collector, "payer.name", command.payer_name, 200, required=True)
+    check_text(collector, "payer.name", command.payer_name, 200, required=True)
     if not _NATIONAL_ID.fullmatch(command.payer_national_id):
         collector.add("payer.national_id", "must be the 12-digit national ID number (số định danh cá nhân)")
-    _check_text(collector, "description", command.description, 200, required=False)
+    check_text(collector, "description", command.description, 200, required=False)
     if not command.fee_lines:
         collector.add("fee_lines", "at least one fee line is required")
     elif len(command.fee_lines) > MAX_FEE_LINES:
@@ -116,7 +127,7 @@ def validate_create(command: CreatePayment, agency: Agency, now: datetime, polic
         if line.kind not in _FEE_KINDS:
             collector.add(f"{path}.kind", f"must be one of {', '.join(_FEE_KINDS)} (phí, lệ phí, other)")
         _check_code(collector, f"{path}.code", line.code)
-        _check_text(collector, f"{path}.name", line.name, 200, required=True)
+        check_text(collector, f"{path}.name", line.name, 200, required=True)
         _check_amount(collector, f"{path}.amount", line.amount)
     _check_amount(collector, "total_amount", command.total_amount)
     line_sum = sum(line.amount for line in command.fee_lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import xml.etree.ElementTree as ET
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from payment_service.domain.model import Agency, Payment
@@ -13,11 +13,14 @@ from payment_service.domain.model import Agency, Payment
 RECEIPT_TYPE = "dvc.payment.receipt.v1"
 CONTENT_TYPE = "application/xml"
 XML_NAMESPACE = "urn:dvc:payment:receipt:v1"
+# Asia/Ho_Chi_Minh: UTC+7 all year (no daylight saving since 1975).
+VIETNAM = timezone(timedelta(hours=7), "ICT")
 
 
 def receipt_number(payment: Payment, paid_at: datetime) -> str:
-    """Unique and stable per payment, so a retried issue never makes a second receipt."""
-    return f"BL{paid_at:%Y%m%d}{payment.reference}"
+    """Unique and stable per payment, so a retried issue never makes a second receipt. The date is the day of
+    payment in Viet Nam, as the payer and the agency's books count it (paid_at is kept in UTC)."""
+    return f"BL{paid_at.astimezone(VIETNAM):%Y%m%d}{payment.reference}"
 
 
 def receipt_document(payment: Payment, agency: Agency, issued_at: datetime) -> dict[str, Any]:

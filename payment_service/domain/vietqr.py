@@ -7,7 +7,7 @@ import re
 import string
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from typing import ClassVar
 
@@ -257,6 +257,12 @@ def payment_qr(bank_bin: str, account: str, amount: int, reference: str, purpose
     return build_payload(code)
 
 
+def with_amount(payload: str, amount: int) -> str:
+    """The same code asking for ``amount`` instead: beneficiary, bill number and note unchanged, so a transfer made
+    with it is matched to the same payment."""
+    return build_payload(replace(parse_payload(payload), amount=amount))
+
+
 def _split_tlv(text: str, path: str, collector: ViolationCollector) -> dict[str, str] | None:
     """Split ``text`` into {tag: value}; on a structural fault record it and return None."""
     fields: dict[str, str] = {}
@@ -406,4 +412,5 @@ __all__ = [
     "parse_payload",
     "payment_qr",
     "to_ascii_note",
+    "with_amount",
 ]

@@ -35,8 +35,9 @@ def create_app(services: PaymentServices, qr_images: QrImages, *, callbacks: Any
         except DomainError as error:
             return _error(error)
         response = Response(image.png, mimetype=PNG)
-        # The image of a payment never changes: let browsers and proxies keep it.
-        response.headers["Cache-Control"] = "public, max-age=86400, immutable"
+        # Revalidated on every use: after a short transfer the same address shows only what is still owed (the
+        # payer's page links ?due=<amount>, which changes the address itself).
+        response.headers["Cache-Control"] = "no-cache"
         return response
 
     if callbacks is not None:

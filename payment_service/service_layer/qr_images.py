@@ -1,4 +1,4 @@
-"""QR images of payments: rendered on first request (never on the create path) and cached per payment."""
+"""QR images of payments: rendered on first request (never on the create path) and cached by what they encode."""
 
 from __future__ import annotations
 
@@ -7,12 +7,23 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from payment_service.domain import vietqr
+from payment_service.domain.model import OPEN_STATUSES, Payment
 from payment_service.service_layer.access import SCOPE_READ, Caller
 from payment_service.service_layer.ports import UnitOfWorkFactory
 from servicekit.errors import NotFound
 
 PNG = "image/png"
 SVG = "image/svg+xml"
+
+
+def payload_due(payment: Payment) -> str:
+    """The VietQR payload a payer should scan now: the payment's own, or, once a short transfer left it open, the
+    same code asking only for what is still owed, so the payer does not send the full amount a second time."""
+    remaining = payment.amount - payment.paid_amount
+    if payment.status in OPEN_STATUSES and 0 < remaining < payment.amount:
+        return vietqr.with_amount(payment.qr_payload, remaining)
+    return payment.qr_payload
 
 
 @dataclass(frozen=True)
@@ -27,8 +38,9 @@ class QrImage:
 
 
 class QrImages:
-    """A bounded LRU of rendered PNGs by payment id (and reference), so a payer reloading the page or a
-    provincial portal embedding the image costs one render per payment per replica."""
+    """A bounded LRU of rendered PNGs by the payload they encode, so a payer reloading the page or a provincial
+    portal embedding the image costs one render per code per replica. The payment itself is read on every request:
+    a partial credit changes the code it must show, and an image of the old amount must never be served."""
 
     def __init__(self, uow_factory: UnitOfWorkFactory, render_png: Callable[[str], bytes],
                  render_svg: Callable[[str], str], capacity: int = 4096) -> None:
@@ -36,16 +48,21 @@ class QrImages:
         self._render_png = render_png
         self._render_svg = render_svg
         self._capacity = capacity
-        self._by_id: OrderedDict[str, QrImage] = OrderedDict()
-        self._id_by_reference: dict[str, str] = {}
+        self._png_by_payload: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _cached(self, payment_id: str) -> QrImage | None:
+    def _png(self, payload: str) -> bytes:
         with self._lock:
-            image = self._by_id.get(payment_id)
-            if image is not None:
-                self._by_id.move_to_end(payment_id)
-            return image
+            png = self._png_by_payload.get(payload)
+            if png is not None:
+                self._png_by_payload.move_to_end(payload)
+                return png
+        png = self._render_png(payload)  # outside the lock: a render must not hold up cache hits
+        with self._lock:
+            self._png_by_payload[payload] = png
+            while len(self._png_by_payload) > self._capacity:
+                self._png_by_payload.popitem(last=False)
+        return png
 
     def _load(self, payment_id: str = "", reference: str = "") -> QrImage:
         with self._uow_factory() as uow:
@@ -53,25 +70,15 @@ class QrImages:
                        else uow.payments.get_by_reference(reference.strip().upper()))
         if payment is None:
             raise NotFound(f"no payment {payment_id or reference!r}", reason="PAYMENT_NOT_FOUND")
-        image = QrImage(payment.id, payment.agency_code, payment.reference, payment.qr_payload,
-                        self._render_png(payment.qr_payload))
-        with self._lock:
-            self._by_id[payment.id] = image
-            self._id_by_reference[payment.reference] = payment.id
-            while len(self._by_id) > self._capacity:
-                _, evicted = self._by_id.popitem(last=False)
-                self._id_by_reference.pop(evicted.reference, None)
-        return image
+        payload = payload_due(payment)
+        return QrImage(payment.id, payment.agency_code, payment.reference, payload, self._png(payload))
 
     def by_payment_id(self, payment_id: str) -> QrImage:
-        return self._cached(payment_id) or self._load(payment_id=payment_id)
+        return self._load(payment_id=payment_id)
 
     def by_reference(self, reference: str) -> QrImage:
         """For the public payer page: the reference is printed on the payment notice."""
-        with self._lock:
-            payment_id = self._id_by_reference.get(reference.strip().upper())
-        cached = self._cached(payment_id) if payment_id else None
-        return cached or self._load(reference=reference)
+        return self._load(reference=reference)
 
     def render_qr_png_for(self, payment_id: str) -> bytes:
         """The PNG of a payment (benchmarks measure this path)."""

@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
-from payment_service.domain.connector import ConnectorError, ConnectorResult, ConnectorStatus
+from payment_service.domain.connector import ConnectorError, ConnectorResult, ConnectorStatus, SettlementLine
 from payment_service.domain.model import PAID_STATUSES, EventSource
 from payment_service.domain.reconciliation import MatchStatus, ReconciliationItem, reconcile
 from payment_service.service_layer.access import SCOPE_READ, Caller
@@ -74,6 +74,18 @@ def parse_day(value: str, field_name: str) -> date:
         raise InvalidArgument.single(field_name, "must be a date YYYY-MM-DD") from None
 
 
+def _file_key(day: date, content: bytes, origin: str = "") -> str:
+    """The idempotency key of a settlement file given without one: its day and content. ``origin`` keeps fetched
+    files apart from uploads and from the reports of fetches made before they were named by their content."""
+    return f"{day.isoformat()}:{origin}{uuid.uuid5(uuid.NAMESPACE_OID, content.hex()).hex}"
+
+
+def _settlement_bytes(lines: list[SettlementLine]) -> bytes:
+    """A fetched file's content as the connector parsed it (connectors hand back lines, not the file's bytes)."""
+    return "\n".join(f"{line.reference},{line.provider_reference},{line.amount},{line.status.value},"
+                     f"{line.settled_on.isoformat()}" for line in lines).encode()
+
+
 class Reporting:
     """Reconciliation and statistics over the payment ledger."""
 
@@ -89,9 +101,8 @@ class Reporting:
         connector = self.services.connectors.get(connector_code)
         if connector is None:
             raise NotFound(f"no connector {connector_code!r} is configured", reason="UNKNOWN_CONNECTOR")
-        key = idempotency_key or f"{day.isoformat()}:{uuid.uuid5(uuid.NAMESPACE_OID, content.hex()).hex}"
-        with self.services.uow_factory() as uow:
-            existing = uow.reconciliation.find(connector_code, key)
+        key = idempotency_key or (_file_key(day, content) if content else "")
+        existing = self._stored(connector_code, key) if key else None
         if existing is not None:
             return self._summary(existing, None)
         try:
@@ -101,6 +112,13 @@ class Reporting:
                 raise InvalidArgument.single("content", f"not a {connector_code} settlement file: {error}") from None
             raise Unavailable(f"could not fetch the settlement file from {connector_code}: {error}",
                               reason="CONNECTOR_ERROR") from None
+        if not key:
+            # A fetch without a key is named by what was fetched: the same file again returns its report, while a
+            # file the counterpart has since corrected or completed makes a new one.
+            key = _file_key(day, _settlement_bytes(lines), "fetched:")
+            existing = self._stored(connector_code, key)
+            if existing is not None:
+                return self._summary(existing, None)
         start = datetime.combine(day - timedelta(days=1), time.min, VIETNAM)
         end = datetime.combine(day + timedelta(days=1), time.min, VIETNAM)
         with self.services.uow_factory() as uow:
@@ -114,6 +132,10 @@ class Reporting:
             uow.reconciliation.add(report, stored)
             uow.commit()
         return self._summary(report, None)
+
+    def _stored(self, connector_code: str, key: str) -> ReconciliationReport | None:
+        with self.services.uow_factory() as uow:
+            return uow.reconciliation.find(connector_code, key)
 
     def _resolve(self, connector_code: str, item: ReconciliationItem) -> StoredReconciliationItem:
         """A status mismatch or a payment missing at the bank may just be a lost callback: ask the connector and

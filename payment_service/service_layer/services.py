@@ -14,11 +14,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from payment_service.domain import reference as references
-from payment_service.domain.commands import CreatePayment, validate_create
+from payment_service.domain.commands import CreatePayment, check_text, validate_create
 from payment_service.domain.connector import (
     CallbackOutcome,
     Connector,
@@ -46,7 +46,7 @@ from payment_service.domain.model import (
     PaymentEvent,
     PaymentStatus,
 )
-from payment_service.domain.receipt import CONTENT_TYPE, canonical_json, receipt_document, receipt_xml
+from payment_service.domain.receipt import CONTENT_TYPE, VIETNAM, canonical_json, receipt_document, receipt_xml
 from payment_service.domain.vietqr import payment_qr, to_ascii_note
 from payment_service.service_layer.access import SCOPE_CREATE, SCOPE_READ, Caller
 from payment_service.service_layer.ports import (
@@ -78,7 +78,6 @@ from servicekit.errors import (
 log = logging.getLogger("dvc.payments")
 
 # Business days (statistics, receipts) are counted in Viet Nam time, which has no daylight saving.
-VIETNAM = timezone(timedelta(hours=7), "ICT")
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 AGENCY_CACHE_SECONDS = 5.0
@@ -966,8 +965,7 @@ def _validate_agency(agency: Agency) -> None:
     collector = ViolationCollector()
     if not re.fullmatch(r"[A-Za-z0-9._-]{2,32}", agency.code or ""):
         collector.add("code", "must be 2-32 letters, digits, '.', '_' or '-'")
-    if not agency.name.strip() or len(agency.name) > 200:
-        collector.add("name", "is required (at most 200 characters)")
+    check_text(collector, "name", agency.name, 200, required=True)   # it is printed on every signed receipt
     if not re.fullmatch(r"https?://[^\s]{1,490}", agency.callback_url or ""):
         collector.add("callback_url", "must be an http(s) URL")
     if not agency.accounts:

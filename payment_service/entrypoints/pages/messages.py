@@ -36,6 +36,8 @@ VI: dict[str, str] = {
     "below.":
         "Một giao dịch đã được bắt đầu. Trang này tự cập nhật ngay khi ngân hàng xác nhận; bạn cũng có thể "
         "chuyển khoản theo thông tin bên dưới.",
+    "%(paid)s of %(total)s has been received. Transfer only the rest: %(remaining)s.":
+        "Đã nhận %(paid)s trên tổng số %(total)s. Chỉ chuyển số tiền còn lại: %(remaining)s.",
     "Pay before %(time)s.": "Hạn thanh toán: trước %(time)s.",
     "Scan with any banking app": "Quét mã bằng ứng dụng ngân hàng bất kỳ",
     "VietQR code: transfer %(amount)s to account %(account)s at %(bank)s, note %(note)s":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from xml.etree import ElementTree
@@ -15,9 +16,12 @@ from payment_service.domain import vietqr
 from payment_service.domain.model import Payment, PaymentStatus
 from payment_service.domain.receipt import XML_NAMESPACE
 from payment_service.entrypoints.pages.banks import bank_name
+from payment_service.service_layer.qr_images import payload_due
 from payment_service.service_layer.services import PaymentServices
 from servicekit.errors import DomainError, NotFound
 from servicekit.web.formatting import masked_id
+
+log = logging.getLogger("dvc.payments.pages")
 
 OPEN_STATUSES = frozenset({PaymentStatus.CREATED, PaymentStatus.PENDING})
 # A payer's own bank first, then e-wallets, then gateways (cards); unknown kinds after them.
@@ -48,6 +52,9 @@ class ReceiptView:
     """The e-receipt (biên lai điện tử) of a paid payment, as signed by the platform."""
 
     number: str
+    agency_name: str
+    payer_name: str
+    payer_id: str               # masked, as on the page
     issued_at: datetime | None
     paid_at: datetime | None
     amount: int
@@ -82,6 +89,11 @@ class PayerPage:
     def open(self) -> bool:
         return self.status in {status.value for status in OPEN_STATUSES}
 
+    @property
+    def remaining(self) -> int:
+        """What is still owed; only meaningful while the payment is open."""
+        return max(self.total - self.paid_amount, 0)
+
 
 def _moment(text: object) -> datetime | None:
     return datetime.fromisoformat(text) if isinstance(text, str) and text else None
@@ -101,25 +113,42 @@ def _signed_parts(document: bytes) -> tuple[dict[str, object], dict[str, str]]:
     return envelope.get("receipt", {}), envelope.get("signature", {})
 
 
-def _receipt(document: bytes | None) -> ReceiptView | None:
+def _party(receipt: dict[str, object], key: str) -> dict[str, object]:
+    party = receipt.get(key)
+    return party if isinstance(party, dict) else {}
+
+
+def _receipt(document: bytes | None, reference: str) -> ReceiptView | None:
+    """The receipt as signed: who collected and who paid are the receipt's own words, not today's agency name.
+    A stored receipt that cannot be read shows as one being prepared rather than failing the payer's page."""
     if not document:
         return None
-    receipt, signature = _signed_parts(document)
-    return ReceiptView(number=str(receipt.get("number", "")), issued_at=_moment(receipt.get("issued_at")),
-                       paid_at=_moment(receipt.get("paid_at")), amount=int(str(receipt.get("amount", 0))),
-                       bank_transaction_id=str(receipt.get("bank_transaction_id", "")),
-                       connector=str(receipt.get("connector", "")), signature_algorithm=signature.get("alg", ""),
-                       key_id=signature.get("kid", ""))
+    try:
+        receipt, signature = _signed_parts(document)
+        agency, payer = _party(receipt, "agency"), _party(receipt, "payer")
+        return ReceiptView(number=str(receipt.get("number", "")), agency_name=str(agency.get("name", "")),
+                           payer_name=str(payer.get("name", "")),
+                           payer_id=masked_id(str(payer.get("national_id", ""))),
+                           issued_at=_moment(receipt.get("issued_at")), paid_at=_moment(receipt.get("paid_at")),
+                           amount=int(str(receipt.get("amount", 0))),
+                           bank_transaction_id=str(receipt.get("bank_transaction_id", "")),
+                           connector=str(receipt.get("connector", "")), signature_algorithm=signature.get("alg", ""),
+                           key_id=signature.get("kid", ""))
+    except (ElementTree.ParseError, ValueError, TypeError, AttributeError) as error:
+        log.error("stored receipt cannot be read", extra={"reference": reference, "error": str(error)})
+        return None
 
 
 def _transfer(payment: Payment, account_name: str) -> TransferView:
-    """The transfer the payment's VietQR code asks for, spelled out from the code itself so the two never differ."""
+    """The transfer the page's VietQR code asks for (after a short transfer, only what is still owed), spelled out
+    from the code itself so the two never differ."""
+    due = payment.amount - payment.paid_amount
     try:
-        code = vietqr.parse_payload(payment.qr_payload)
-        bank_bin, account, amount, note = code.bank_bin, code.account, code.amount or payment.amount, code.purpose
+        code = vietqr.parse_payload(payload_due(payment))
+        bank_bin, account, amount, note = code.bank_bin, code.account, code.amount or due, code.purpose
     except DomainError:
         bank_bin, account, amount, note = (payment.beneficiary.bank_bin, payment.beneficiary.account,
-                                           payment.amount, payment.reference)
+                                           due, payment.reference)
     return TransferView(bank_bin=bank_bin, bank_name=bank_name(bank_bin), account=account,
                         account_name=account_name, amount=amount, note=note or payment.reference)
 
@@ -157,7 +186,7 @@ class PayerPages:
             total=payment.amount, paid_amount=payment.paid_amount, created_at=payment.created_at,
             expires_at=payment.expires_at, paid_at=payment.paid_at,
             transfer=_transfer(payment, payment.beneficiary.name or agency_name) if is_open else None,
-            channels=channels if is_open else [], receipt=_receipt(receipt))
+            channels=channels if is_open else [], receipt=_receipt(receipt, payment.reference))
 
     def status(self, reference: str) -> str:
         payment, _, _ = self._payment(reference)

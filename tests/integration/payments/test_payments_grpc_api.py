@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -17,7 +17,7 @@ from grpc_status import rpc_status
 from payments_it import Platform, create_request
 from PIL import Image
 
-from payment_service.domain.connector import ConnectorStatus, InboundNotification, NotificationKind
+from payment_service.domain.connector import ConnectorStatus, InboundNotification, NotificationKind, SettlementLine
 from payment_service.domain.vietqr import parse_payload
 
 
@@ -104,6 +104,10 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], set[str]]] = {
                         {"beneficiary.account"}),
     "expired": ({"expires_at": _future(minutes=-1)}, {"expires_at"}),
     "missing key": ({"idempotency_key": ""}, {"idempotency_key"}),
+    # Valid UTF-8, but not XML 1.0 text: the e-receipt could never be read back.
+    "payer name not xml": ({"payer": pb.Payer(name="Trần\uffffBình", national_id="001190004321")}, {"payer.name"}),
+    "fee name not xml": ({"fee_lines": [pb.FeeLine(kind=pb.FEE_KIND_PHI, code="P", name="Phí\ufffe", amount=185_000)]},
+                         {"fee_lines[0].name"}),
 }
 
 
@@ -259,3 +263,17 @@ def test_an_administrator_resolves_a_review_item_and_the_queue_shows_who_and_wha
         platform.stub.ResolveReviewItem(pb.ResolveReviewItemRequest(id=item.id, resolution="matched by hand"),
                                         metadata=platform.admin())
     assert again.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_fetching_a_settlement_file_again_without_a_key_reconciles_what_the_bank_has_now(
+        platform: Platform) -> None:
+    day = date(2026, 2, 14)                      # a day no other test reconciles
+    bank = platform.bank()
+    fetch = pb.ImportSettlementFileRequest(connector_code="fakebank", settlement_date=day.isoformat())
+    bank.settlements[day] = [SettlementLine("DVCNOTOURS000001", "T1", 5, ConnectorStatus.SUCCEEDED, day)]
+    first = platform.stub.ImportSettlementFile(fetch, metadata=platform.admin()).summary
+    same = platform.stub.ImportSettlementFile(fetch, metadata=platform.admin()).summary
+    assert same.report_id == first.report_id and first.missing_in_ledger == 1
+    bank.settlements[day].append(SettlementLine("DVCNOTOURS000002", "T2", 5, ConnectorStatus.SUCCEEDED, day))
+    later = platform.stub.ImportSettlementFile(fetch, metadata=platform.admin()).summary
+    assert later.report_id != first.report_id and later.missing_in_ledger == 2

@@ -3,6 +3,7 @@ delivered once per event id, redelivery, WatchPayments, jobs safe on several rep
 
 from __future__ import annotations
 
+import io
 import json
 import statistics
 import threading
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import grpc
 import sqlalchemy as sa
+import zxingcpp
 from dvc.payments.v1 import payments_pb2 as pb
 from payments_it import Platform, Receiver, create_request, start_platform
+from PIL import Image
 from prometheus_client import REGISTRY
 
 from payment_service.adapters import orm
@@ -29,6 +32,7 @@ from payment_service.domain.connector import (
     NotificationKind,
 )
 from payment_service.domain.model import EventSource
+from payment_service.domain.vietqr import VietQr, parse_payload
 from servicekit.db import make_engine
 from servicekit.testing import fresh_postgres_url
 
@@ -192,6 +196,7 @@ def test_the_http_edge_serves_the_cached_qr_health_and_connector_callbacks(platf
     payment = platform.stub.CreatePayment(create_request(f"http-{uuid.uuid4().hex}"),
                                           metadata=platform.token()).payment
     with urllib.request.urlopen(f"{platform.http_url}/pay/{payment.reference}/qr.png", timeout=5) as response:
+        assert response.headers["Cache-Control"] == "no-cache"   # the amount due can change
         assert response.headers["Content-Type"] == "image/png" and response.read().startswith(b"\x89PNG")
     for probe in ("healthz", "readyz"):
         with urllib.request.urlopen(f"{platform.http_url}/{probe}", timeout=5) as response:
@@ -221,6 +226,27 @@ def test_the_http_edge_serves_the_cached_qr_health_and_connector_callbacks(platf
         raise AssertionError("a forged callback was accepted")
     except urllib.error.HTTPError as error:
         assert error.code == 400
+
+
+def test_after_a_short_transfer_the_served_qr_asks_only_for_the_rest(platform: Platform) -> None:
+    payment = platform.stub.CreatePayment(create_request(f"short-{uuid.uuid4().hex}"),
+                                          metadata=platform.token()).payment
+
+    def served() -> VietQr:
+        with urllib.request.urlopen(f"{platform.http_url}/pay/{payment.reference}/qr.png", timeout=5) as response:
+            [code] = zxingcpp.read_barcodes(Image.open(io.BytesIO(response.read())))
+        return parse_payload(code.text)
+
+    assert served().amount == 185_000                      # rendered and cached at the full amount
+    platform.services.handle_notification("fakeqr", InboundNotification(
+        NotificationKind.ACCOUNT_CREDITED, "", ConnectorStatus.SUCCEEDED, 100_000, f"FT-{payment.reference}",
+        f"short-{payment.reference}", transfer_note=f"{payment.reference} le phi"))
+    rest, first = served(), parse_payload(payment.vietqr_payload)
+    assert rest.amount == 85_000
+    assert (rest.bill_number, rest.purpose, rest.account) == (first.bill_number, first.purpose, first.account)
+    with urllib.request.urlopen(f"{platform.http_url}/pay/{payment.reference}", timeout=5) as response:
+        page = response.read().decode()
+    assert f"/pay/{payment.reference}/qr.png?due=85000" in page and "<strong>85.000 đồng</strong>" in page
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

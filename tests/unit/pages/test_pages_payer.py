@@ -10,7 +10,7 @@ from flask import Flask
 from payments_fakes import World, make_world
 
 from payment_service.domain.connector import ConnectorStatus, InboundNotification, NotificationKind
-from payment_service.domain.model import Payment
+from payment_service.domain.model import Payer, Payment
 from payment_service.entrypoints.pages import mount_payment_pages
 
 
@@ -98,3 +98,55 @@ def test_the_gateways_return_address_finds_the_payment_among_their_parameters(wo
                                                    "vnp_ResponseCode": "00"})
     assert back.status_code == 303 and back.headers["Location"] == f"/pay/{payment.reference}"
     assert client.get("/pay/return", query_string={"vnp_TxnRef": "nothing"}).status_code == 404
+
+
+def credit(world: World, payment: Payment, amount: int, transaction: str) -> None:
+    """The collecting bank reports a VietQR transfer of ``amount`` naming the reference in its note."""
+    world.services.handle_notification("vietqr", InboundNotification(
+        NotificationKind.ACCOUNT_CREDITED, "", ConnectorStatus.SUCCEEDED, amount, transaction, f"credit-{transaction}",
+        transfer_note=f"{payment.reference} le phi"))
+
+
+def test_after_a_short_transfer_the_page_asks_only_for_the_rest(world: World, client: Any) -> None:
+    payment = world.create()
+    credit(world, payment, 100_000, "FT26061000002")
+    assert world.stored(payment.id).status.value == "pending"
+    text = client.get(f"/pay/{payment.reference}").get_data(as_text=True)
+    partly = text.split('id="partly-paid"')[1].split("</div>")[0]
+    assert "100.000 đồng" in partly and "185.000 đồng" in partly and "85.000 đồng" in partly
+    transfer = text.split('id="transfer-details"')[1].split("</dl>")[0]
+    assert "<strong>85.000 đồng</strong>" in transfer and "185.000" not in transfer
+    assert f"<strong>{payment.reference}" in transfer                   # the same note, so it is matched
+    image = text.split('<div class="qr">')[1].split("</div>")[0]
+    # A new image address per amount due, so no cache anywhere can show the old amount.
+    assert f'src="/pay/{payment.reference}/qr.png?due=85000"' in image
+    assert "chuyển 85.000 đồng" in image and "185.000" not in image   # the image's alt text
+    assert '<td class="amount" id="total">185.000 đồng</td>' in text    # what the fees are does not change
+
+
+def test_the_receipt_names_agency_and_payer_as_signed_not_as_they_are_now(world: World, client: Any) -> None:
+    payment = world.create()
+    pay(world, payment)
+    # The agency renames itself after the receipt was signed; the payment's own record is left as it was.
+    world.store.agencies["HCM"].name = "Sở Tư pháp (tên mới)"
+    world.store.payments[payment.id].payer = Payer("Tên Khác", "079090005678")
+    text = client.get(f"/pay/{payment.reference}").get_data(as_text=True)
+    receipt = text.split('id="receipt"')[1].split("</section>")[0]
+    assert "Agency HCM" in receipt and "tên mới" not in receipt
+    assert "Nguyễn Văn An" in receipt and "••••••••1234" in receipt
+    assert "Tên Khác" not in receipt and "5678" not in receipt
+
+
+def test_a_stored_receipt_that_cannot_be_read_shows_as_being_prepared(world: World, client: Any) -> None:
+    payment = world.create()
+    # A payment taken before names were checked for what XML can carry: its receipt is not well-formed XML.
+    world.store.payments[payment.id].payer = Payer("Nguyễn Văn An\ufffe", payment.payer.national_id)
+    pay(world, payment)
+    assert "\ufffe".encode() in world.store.receipts[payment.id]
+    answer = client.get(f"/pay/{payment.reference}")
+    text = answer.get_data(as_text=True)
+    assert answer.status_code == 200 and "Đã thanh toán" in text
+    assert "Biên lai điện tử đang được lập." in text and 'id="receipt"' not in text
+    for broken in (b"<BienLaiDienTu", b'{"receipt": []}', b"[1, 2]"):
+        world.store.receipts[payment.id] = broken
+        assert "Biên lai điện tử đang được lập." in client.get(f"/pay/{payment.reference}").get_data(as_text=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from payments_fakes import T0, make_world
@@ -27,6 +28,7 @@ from payment_service.domain.model import (
     Payment,
     PaymentStatus,
 )
+from payment_service.domain.receipt import receipt_document, receipt_number
 from payment_service.domain.reconciliation import LedgerEntry, MatchStatus, reconcile
 from servicekit.errors import FailedPrecondition, InvalidArgument
 
@@ -243,6 +245,23 @@ def test_validation_reports_every_bad_field_at_once() -> None:
     assert "185000" in fields["total_amount"]
 
 
+@pytest.mark.parametrize("bad", ["\ufffe", "\uffff", "\ud800", "\udfff", "\x00", "\x1f", "\t"])
+def test_names_and_descriptions_refuse_what_the_receipts_xml_cannot_carry(bad: str) -> None:
+    world = make_world()
+    agency = world.store.agencies["HCM"]
+    line = world.command().fee_lines[0]
+    command = world.command(payer_name=f"Nguyễn{bad}An", description=f"Lệ phí{bad}",
+                            fee_lines=(dataclasses.replace(line, name=f"Lệ phí{bad}"), world.command().fee_lines[1]))
+    with pytest.raises(InvalidArgument) as raised:
+        validate_create(command, agency, T0, ExpiryPolicy())
+    fields = _violations(raised.value)
+    assert set(fields) == {"payer.name", "description", "fee_lines[0].name"}
+    assert f"U+{ord(bad):04X}" in fields["payer.name"]
+    # What XML carries stays allowed: Vietnamese, symbols, and characters beyond the Basic Multilingual Plane.
+    fine = world.command(payer_name="Đặng Thị Ngọc Ánh 𠀀", description="Phí ½ ¥ \ufffd \ue000 \ud7ff")
+    validate_create(fine, agency, T0, ExpiryPolicy())
+
+
 def test_expiry_defaults_to_a_day_and_must_be_future_and_bounded() -> None:
     world = make_world()
     agency = world.store.agencies["HCM"]
@@ -331,3 +350,15 @@ def test_dates_one_day_apart_still_match() -> None:
     [item] = reconcile([SettlementLine("A", "T", 100, ConnectorStatus.SUCCEEDED, day)], ledger, [])
     assert item.status is MatchStatus.MATCHED
 
+
+# -- receipts -----------------------------------------------------------------------------------------------
+
+def test_a_receipt_is_numbered_by_the_day_of_payment_in_viet_nam() -> None:
+    payment = new_payment()
+    last_second = datetime(2026, 3, 2, 16, 59, 59, tzinfo=UTC)   # 23:59:59 on 2 March in Viet Nam
+    half_past_midnight = datetime(2026, 3, 2, 17, 30, tzinfo=UTC)  # 00:30 on 3 March in Viet Nam
+    assert receipt_number(payment, last_second) == f"BL20260302{payment.reference}"
+    assert receipt_number(payment, half_past_midnight) == f"BL20260303{payment.reference}"
+    payment.paid_at = half_past_midnight
+    agency = make_world().store.agencies["HCM"]
+    assert receipt_document(payment, agency, half_past_midnight)["number"] == f"BL20260303{payment.reference}"

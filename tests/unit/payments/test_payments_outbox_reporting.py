@@ -150,11 +150,12 @@ def test_a_registered_agency_can_create_payments_into_its_account(world: World) 
 
 def test_agency_fields_are_validated(world: World) -> None:
     bad = _new_agency("x")
+    bad.name = "UBND \uffff"   # printed on every signed receipt, whose XML cannot carry it
     bad.callback_url = "ftp://nope"
     bad.accounts = [BeneficiaryAccount("12", "")]
     with pytest.raises(InvalidArgument) as refused:
         world.services.register_agency(ADMIN, bad, "k")
-    assert {v.field for v in refused.value.violations} == {"code", "callback_url", "accounts[0].bank_bin",
+    assert {v.field for v in refused.value.violations} == {"code", "name", "callback_url", "accounts[0].bank_bin",
                                                            "accounts[0].account"}
     with pytest.raises(NotFound):
         world.services.update_agency(ADMIN, _new_agency("NOPE"), {"name"})
@@ -258,6 +259,24 @@ def test_the_settlement_file_can_be_fetched_from_the_connector(world: World) -> 
     world.bank.settlements[day] = [SettlementLine(reference, "T", 185_000, ConnectorStatus.SUCCEEDED, day)]
     summary = world.reporting.import_settlement(ADMIN, "bank_a", day.isoformat(), b"", "")
     assert summary.counts[MatchStatus.MATCHED] == 1 and "fetch_settlement" in world.bank.calls
+
+
+def test_fetching_the_days_file_again_without_a_key_reports_what_the_connector_has_now(world: World) -> None:
+    day = date(2026, 3, 2)
+    first = _paid_through_bank(world, "a")
+    second = _paid_through_bank(world, "b")
+    world.bank.settlements[day] = [SettlementLine(first, "T1", 185_000, ConnectorStatus.SUCCEEDED, day)]
+    early = world.reporting.import_settlement(ADMIN, "bank_a", day.isoformat(), b"", "")
+    assert early.counts[MatchStatus.MISSING_AT_BANK] == 1
+    same = world.reporting.import_settlement(ADMIN, "bank_a", day.isoformat(), b"", "")
+    assert same.report.id == early.report.id                      # the same file: its stored report
+    # The bank completes the day's file later; fetching it again must not return the first, stale report.
+    world.bank.settlements[day].append(SettlementLine(second, "T2", 185_000, ConnectorStatus.SUCCEEDED, day))
+    complete = world.reporting.import_settlement(ADMIN, "bank_a", day.isoformat(), b"", "")
+    assert world.bank.calls.count("fetch_settlement") == 3
+    assert complete.report.id != early.report.id
+    assert complete.counts[MatchStatus.MATCHED] == 2 and complete.counts[MatchStatus.MISSING_AT_BANK] == 0
+    assert len(world.store.reports) == 2
 
 
 def test_statistics_count_online_payments_per_agency_procedure_channel_and_day(world: World) -> None:
