@@ -399,9 +399,12 @@ class SqlOutboxRepository:
             values["next_attempt_at"] = utc(next_attempt_at)
         self.session.execute(sa.update(orm.outbox).where(orm.outbox.c.id == entry_id).values(**values))
 
-    def reschedule(self, kind: OutboxKind, event_id: str, now: datetime, retry_until: datetime) -> bool:
-        result = self.session.execute(sa.update(orm.outbox).where(
-            orm.outbox.c.kind == kind.value, orm.outbox.c.event_id == event_id).values(
+    def reschedule(self, kind: OutboxKind, event_id: str, now: datetime, retry_until: datetime, *,
+                   only_dead: bool = False) -> bool:
+        conditions = [orm.outbox.c.kind == kind.value, orm.outbox.c.event_id == event_id]
+        if only_dead:
+            conditions.append(orm.outbox.c.status == DeliveryState.DEAD.value)
+        result = self.session.execute(sa.update(orm.outbox).where(*conditions).values(
             status=DeliveryState.PENDING.value, next_attempt_at=utc(now), retry_until=utc(retry_until)))
         return bool(getattr(result, "rowcount", 0))
 

@@ -193,7 +193,8 @@ class OutboxRepository(Protocol):
     def mark_failed(self, entry_id: int, error: str, next_attempt_at: datetime | None) -> None:
         """Schedule a retry at ``next_attempt_at``, or dead-letter the row when it is None."""
 
-    def reschedule(self, kind: OutboxKind, event_id: str, now: datetime, retry_until: datetime) -> bool: ...
+    def reschedule(self, kind: OutboxKind, event_id: str, now: datetime, retry_until: datetime, *,
+                   only_dead: bool = False) -> bool: ...
 
 
 class NotificationLog(Protocol):

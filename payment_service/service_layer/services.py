@@ -791,6 +791,9 @@ class PaymentServices:
                 raise FailedPrecondition("payment.created events are not sent to the agency",
                                          reason="EVENT_NOT_DELIVERABLE")
             uow.outbox.reschedule(OutboxKind.AGENCY_CALLBACK, event_id, now, now + self.config.retry_window)
+            # The payer's e-receipt rides on the same event: one given up on (a wallet outage longer than the
+            # retry window) is tried again too. The wallet keys receipts on their number, so none is doubled.
+            uow.outbox.reschedule(OutboxKind.RECEIPT, event_id, now, now + self.config.retry_window, only_dead=True)
             uow.commit()
             refreshed = uow.events.get(event_id)
         self.notifier.notify()

@@ -236,9 +236,11 @@ class FakeOutbox:
         else:
             entry.next_attempt_at = next_attempt_at
 
-    def reschedule(self, kind: OutboxKind, event_id: str, now: datetime, retry_until: datetime) -> bool:
+    def reschedule(self, kind: OutboxKind, event_id: str, now: datetime, retry_until: datetime, *,
+                   only_dead: bool = False) -> bool:
         for entry in self.store.outbox.values():
-            if entry.kind is kind and entry.event_id == event_id:
+            if entry.kind is kind and entry.event_id == event_id and (not only_dead or
+                                                                       entry.status is DeliveryState.DEAD):
                 entry.status, entry.next_attempt_at, entry.retry_until = DeliveryState.PENDING, now, retry_until
                 return True
         return False

@@ -21,7 +21,7 @@ from payment_service.domain.connector import (
 )
 from payment_service.domain.model import EventSource, PaymentStatus
 from payment_service.domain.vietqr import parse_payload
-from payment_service.service_layer.ports import OutboxKind, PaymentFilter
+from payment_service.service_layer.ports import DeliveryState, OutboxKind, PaymentFilter
 from servicekit.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unavailable
 
 
@@ -162,6 +162,29 @@ def test_an_agency_cannot_redeliver_another_agencys_event(world: World) -> None:
     [entry] = world.outbox(OutboxKind.AGENCY_CALLBACK)
     with pytest.raises(PermissionDenied):
         world.services.redeliver_event(HN, entry.event_id)
+
+
+def test_redelivering_a_success_also_retries_a_receipt_that_was_given_up_on(world: World) -> None:
+    payment_id = _paid(world)
+    [receipt] = world.outbox(OutboxKind.RECEIPT)
+    [callback] = [entry for entry in world.outbox(OutboxKind.AGENCY_CALLBACK) if entry.event_id == receipt.event_id]
+    with world.uow() as uow:
+        uow.outbox.mark_failed(receipt.id, "wallet unreachable for 3 days", None)   # dead-lettered
+        uow.outbox.mark_delivered(callback.id, T0)
+        uow.commit()
+    world.services.redeliver_event(HCM, receipt.event_id)
+    [receipt] = world.outbox(OutboxKind.RECEIPT)
+    assert receipt.status is DeliveryState.PENDING and world.stored(payment_id).status is PaymentStatus.SUCCEEDED
+
+
+def test_redelivering_never_resends_a_receipt_already_issued(world: World) -> None:
+    _paid(world)
+    [receipt] = world.outbox(OutboxKind.RECEIPT)
+    with world.uow() as uow:
+        uow.outbox.mark_delivered(receipt.id, T0)
+        uow.commit()
+    world.services.redeliver_event(HCM, receipt.event_id)
+    assert world.outbox(OutboxKind.RECEIPT)[0].status is DeliveryState.DELIVERED
 
 
 def test_missing_payments_and_events_are_not_found(world: World) -> None:
