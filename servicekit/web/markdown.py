@@ -9,6 +9,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
@@ -20,6 +21,7 @@ _AUTOLINK = re.compile(r"&lt;(https?://[^\s&]+)&gt;")
 _STRONG = re.compile(r"\*\*(.+?)\*\*")
 _EMPHASIS = re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])|(?<!\w)_(?!\s)(.+?)(?<!\s)_(?!\w)")
 _ESCAPABLE = "\\`*_{}[]()#+-.!|<>"
+_LINK_SCHEMES = ("http", "https")
 
 
 @dataclass
@@ -37,6 +39,18 @@ class Rendered:
     @property
     def title(self) -> str:
         return next((heading.text for heading in self.headings if heading.level == 1), "")
+
+
+def safe_target(target: str) -> bool:
+    """Whether ``target`` may be a link: an http(s) address, a relative path or a #fragment. Any other scheme
+    (javascript:, data:, vbscript:...) could run in the reader's page."""
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return False
+    if parts.scheme:
+        return parts.scheme in _LINK_SCHEMES and bool(parts.netloc)
+    return not parts.netloc  # //host/... leaves the site without saying how; not a relative path
 
 
 def slug(text: str) -> str:
@@ -70,11 +84,19 @@ class _Renderer:
             escaped_characters.append(match.group(1))
             return f"\x00{len(escaped_characters) - 1}\x00"
 
+        def anchor(href: str, label: str, source: str) -> str:
+            """A link to ``href`` (raw text) labelled ``label`` (HTML); an unsafe target leaves ``source`` as
+            written. The target is judged as the browser will read it, with escaped characters back in place; the
+            text around was escaped without quotes, so the attribute is escaped here with them."""
+            written = re.sub("\x00(\\d+)\x00", lambda m: escaped_characters[int(m.group(1))], href)
+            if not safe_target(written):
+                return source
+            return f'<a href="{html.escape(href, quote=True)}">{label}</a>'
+
         text = re.sub(r"\\([" + re.escape(_ESCAPABLE) + r"])", hold, text)
         text = html.escape(text, quote=False)
-        text = _LINK.sub(lambda m: f'<a href="{html.escape(self.link(html.unescape(m.group(2))))}">{m.group(1)}</a>',
-                         text)
-        text = _AUTOLINK.sub(lambda m: f'<a href="{m.group(1)}">{m.group(1)}</a>', text)
+        text = _LINK.sub(lambda m: anchor(self.link(html.unescape(m.group(2))), m.group(1), m.group(0)), text)
+        text = _AUTOLINK.sub(lambda m: anchor(html.unescape(m.group(1)), m.group(1), m.group(0)), text)
         text = _STRONG.sub(r"<strong>\1</strong>", text)
         text = _EMPHASIS.sub(lambda m: f"<em>{m.group(1) or m.group(2)}</em>", text)
         return re.sub("\x00(\\d+)\x00", lambda m: html.escape(escaped_characters[int(m.group(1))]), text)

@@ -84,6 +84,7 @@ class FakeWallet:
     shares: dict[str, tuple[str, ShareView]] = field(default_factory=dict)
     log: dict[str, list[AccessEntryView]] = field(default_factory=dict)
     tokens_seen: list[str] = field(default_factory=list)
+    verified: list[str] = field(default_factory=list)  # the documents VerifyDocument read, in order
     serial: itertools.count = field(default_factory=lambda: itertools.count(1))  # type: ignore[type-arg]
 
     def add_document(self, citizen: str, title: str, content: bytes = b"%PDF-1.7 fake", *, trust: str = "issued",
@@ -114,12 +115,13 @@ class FakeWallet:
 
     def verify_document(self, token: str, document_id: str) -> VerificationView:
         document = self._mine(token, document_id)
+        self.verified.append(document_id)
         status = "verified" if document.trust == "issued" else "unsigned_intact"
         return VerificationView(status, True, datetime.now(UTC))
 
     def download(self, token: str, document_id: str) -> Download:
         document = self._mine(token, document_id)
-        return Download(document, iter([self.documents[document_id][2]]))
+        return Download(document, [self.documents[document_id][2]])
 
     def upload(self, token: str, *, title: str, type_code: str, idempotency_key: str,
                content: Iterable[bytes]) -> DocumentView:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 
 from google.protobuf import descriptor_pb2
 
@@ -121,3 +122,17 @@ Text with `code | pipe`, **bold**, *em* and [the standard](bank-connection-stand
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert document.title == "Title — Tiêu đề" and render("## The `wallet_service` *API*").headings[0].text == \
         "The wallet_service API" and slug("Đối soát / Reconciliation") == "doi-soat-reconciliation"
+
+
+def test_markdown_links_go_only_to_web_addresses_relative_paths_and_fragments() -> None:
+    broken_out = render('<https://x/"onmouseover="alert(1)>').html
+    assert broken_out == '<p><a href="https://x/&quot;onmouseover=&quot;alert(1)">https://x/"onmouseover="alert(1)</a></p>'
+    for target in ("javascript:alert(1)", "JavaScript:alert(1)", "data:text/html,<b>", "vbscript:x", "//evil.example/"):
+        rendered = render(f"[x]({target})").html
+        assert "<a" not in rendered and rendered == f"<p>[x]({html.escape(target, quote=False)})</p>", target
+    assert "<a" not in render(r"[x](java\-script:alert(1))").html  # judged with the escaped "-" back in place
+    assert "<a" not in render("[x](https://docs.example/)", link=lambda target: "javascript:alert(1)").html
+    assert render("[API](https://dichvucong.gov.vn/p?a=1&b=2) [up](../README.md) [here](#section-2) "
+                  "<https://example.vn/docs>").html == (
+        '<p><a href="https://dichvucong.gov.vn/p?a=1&amp;b=2">API</a> <a href="../README.md">up</a> '
+        '<a href="#section-2">here</a> <a href="https://example.vn/docs">https://example.vn/docs</a></p>')

@@ -3,12 +3,14 @@ else's, form errors they can act on, and content served so it can never run as a
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 from datetime import UTC, datetime
 
 from pages_fakes import CITIZEN_A, CITIZEN_B, NAMES, FakeIdentity, FakeWallet, csrf_of, log_in, wallet_app
 
+from servicekit.web.sessions import MemorySessionStore
 from wallet_service.entrypoints.pages.client import AccessEntryView
 
 
@@ -18,18 +20,39 @@ def signed_in(wallet: FakeWallet, identity: FakeIdentity, citizen: str = CITIZEN
     return client
 
 
-def test_the_documents_page_lists_trust_issuer_validity_and_verification(wallet: FakeWallet,
-                                                                         identity: FakeIdentity) -> None:
+def test_the_documents_page_lists_trust_issuer_and_validity_as_the_listing_says(wallet: FakeWallet,
+                                                                                identity: FakeIdentity) -> None:
     wallet.add_document(CITIZEN_A, "", issuer="STP-HCM")
     wallet.add_document(CITIZEN_A, "Bản chụp hộ khẩu", trust="self_uploaded", type_code="")
     page = signed_in(wallet, identity).get("/wallet/").get_data(as_text=True)  # type: ignore[attr-defined]
     rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
     issued = next(row for row in rows if "Giấy khai sinh" in row)
     uploaded = next(row for row in rows if "Bản chụp hộ khẩu" in row)
-    assert "STP-HCM" in issued and "Do cơ quan cấp và ký số" in issued and "Đã xác minh chữ ký và nội dung" in issued
+    assert "STP-HCM" in issued and "Do cơ quan cấp và ký số" in issued and "Hiệu lực" in issued
     assert "01/03/2026" in issued  # issued 2026-03-01 02:00 UTC is 09:00 in Viet Nam, same day
     assert "Bạn (tự tải lên)" in uploaded and "Bạn tự tải lên (chưa được xác thực)" in uploaded
-    assert "Nội dung nguyên vẹn, không có chữ ký" in uploaded
+
+
+def test_only_the_document_page_verifies_and_the_list_reads_no_content_and_writes_nothing(
+        wallet: FakeWallet, identity: FakeIdentity) -> None:
+    store = MemorySessionStore()
+    client = wallet_app(wallet, identity, sessions=store).test_client()
+    log_in(client, CITIZEN_A)
+    documents = [wallet.add_document(CITIZEN_A, f"Giấy tờ {number}") for number in range(3)]
+    cookie = client.get_cookie("dvc_session")
+    assert cookie is not None
+    before = store.load(cookie.value)
+    assert before is not None
+    kept = copy.deepcopy(before.data)
+    listed = client.get("/wallet/")
+    assert listed.status_code == 200 and all(item.document_id in listed.get_data(as_text=True) for item in documents)
+    assert wallet.verified == []  # a check reads the whole content and is written to the citizen's access log
+    assert "Đã xác minh chữ ký và nội dung" not in listed.get_data(as_text=True)
+    after = store.load(cookie.value)
+    assert "Set-Cookie" not in listed.headers and after is not None and after.data == kept  # nor kept any result
+
+    page = client.get(f"/wallet/documents/{documents[1].document_id}").get_data(as_text=True)
+    assert wallet.verified == [documents[1].document_id] and "Đã xác minh chữ ký và nội dung" in page
 
 
 def test_another_citizens_document_share_and_content_answer_not_found(wallet: FakeWallet,

@@ -15,7 +15,9 @@ from dvc.wallet.v1 import wallet_pb2 as pb
 from dvc.wallet.v1 import wallet_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from servicekit.web.grpc_calls import call_failed
+from servicekit.grpc_client import service_channel
+from servicekit.web.grpc_calls import CallFailed, call_failed
+from wallet_service.domain.content import MAX_CONTENT_BYTES
 
 TYPES_CACHE_SECONDS = 300
 UPLOAD_CHUNK_BYTES = 512 * 1024
@@ -109,10 +111,14 @@ class ShareRequest:
 
 @dataclass(frozen=True)
 class Download:
-    """A verified document's content, streamed."""
+    """A verified document's whole content, in the pieces the wallet sent it."""
 
     document: DocumentView
-    chunks: Iterator[bytes]
+    chunks: list[bytes]
+
+    @property
+    def size(self) -> int:
+        return sum(len(piece) for piece in self.chunks)
 
 
 class WalletPort(Protocol):
@@ -205,7 +211,7 @@ class GrpcWallet:
 
     def __init__(self, target: str, *, timeout_seconds: float = 10.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._channel = grpc.insecure_channel(target)
+        self._channel = service_channel(target)
         self._stub = wallet_pb2_grpc.WalletServiceStub(self._channel)
         self._timeout = timeout_seconds
         self._transfer_timeout = timeout_seconds * 6
@@ -240,19 +246,25 @@ class GrpcWallet:
         stream = self._stub.DownloadDocument(
             pb.DownloadDocumentRequest(document_id=document_id, delivery=pb.CONTENT_DELIVERY_STREAM),
             metadata=bearer(token), timeout=self._transfer_timeout)
+        # The whole content is read here, within the stream's deadline, and the page sends it from memory: passed
+        # through at the browser's pace, a download slower than the deadline allows was cut off part-way. Memory
+        # stays bounded by the wallet's own content limit (the wallet holds the same bytes to send them), and
+        # unlike a temporary file it leaves no copy of a citizen's document on the pod's disk.
+        chunks: list[bytes] = []
+        size = 0
         try:
-            first = next(stream)
+            header = next(stream).header
+            for message in stream:
+                chunks.append(message.chunk)
+                size += len(message.chunk)
+                if size > MAX_CONTENT_BYTES:
+                    raise CallFailed(grpc.StatusCode.INTERNAL, "CONTENT_TOO_LARGE",
+                                     "the wallet sent more than its content limit")
         except grpc.RpcError as error:
             raise call_failed(error) from None
-
-        def chunks() -> Iterator[bytes]:
-            try:
-                for message in stream:
-                    yield message.chunk
-            finally:
-                stream.cancel()
-
-        return Download(document_view(first.header.document), chunks())
+        finally:
+            stream.cancel()
+        return Download(document_view(header.document), chunks)
 
     def upload(self, token: str, *, title: str, type_code: str, idempotency_key: str,
                content: Iterable[bytes]) -> DocumentView:

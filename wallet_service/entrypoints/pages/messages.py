@@ -34,7 +34,6 @@ VI: dict[str, str] = {
     "Issued on": "Ngày cấp",
     "Valid": "Hiệu lực",
     "Trust": "Độ tin cậy",
-    "Verification": "Kiểm tra",
     "You (upload)": "Bạn (tự tải lên)",
     "until %(day)s": "đến %(day)s",
     "no expiry": "không thời hạn",
@@ -57,7 +56,6 @@ VI: dict[str, str] = {
     "Signature does not verify": "Chữ ký không hợp lệ",
     "Content missing": "Mất nội dung",
     "Content intact, not signed": "Nội dung nguyên vẹn, không có chữ ký",
-    "Not checked yet": "Chưa kiểm tra",
     # one document
     "Your scan was stored in your wallet.": "Bản chụp đã được lưu vào kho của bạn.",
     "checked at %(time)s": "kiểm tra lúc %(time)s",

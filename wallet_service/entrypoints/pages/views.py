@@ -24,13 +24,10 @@ from wallet_service.entrypoints.pages.client import (
     AccessEntryView,
     DocumentView,
     ShareRequest,
-    VerificationView,
     WalletPort,
 )
 
 PAGE_SIZE = 20
-VERIFY_CACHE_SECONDS = 600
-VERIFY_CACHE_ENTRIES = 200
 DEFAULT_SHARE_DAYS = 7
 MAX_SHARE_DAYS = 30
 UPLOAD_CHUNK_BYTES = 512 * 1024
@@ -45,9 +42,9 @@ STATUS_TONES = {"valid": "ok", "not_yet_valid": "warn", "expired": "warn", "revo
 TRUST_LABELS = {"issued": "Issued and signed by the agency", "self_uploaded": "Uploaded by you (not verified)"}
 VERIFICATION_LABELS = {"verified": "Signature and content verified", "tampered": "Content altered in storage",
                        "signature_invalid": "Signature does not verify", "content_missing": "Content missing",
-                       "unsigned_intact": "Content intact, not signed", "unknown": "Not checked yet"}
+                       "unsigned_intact": "Content intact, not signed"}
 VERIFICATION_TONES = {"verified": "ok", "unsigned_intact": "", "tampered": "bad", "signature_invalid": "bad",
-                      "content_missing": "bad", "unknown": ""}
+                      "content_missing": "bad"}
 SHARE_LABELS = {"active": "Active", "expired": "Expired", "revoked": "Revoked", "used_up": "Used up"}
 SHARE_TONES = {"active": "ok", "expired": "warn", "revoked": "bad", "used_up": "warn"}
 ACTION_LABELS = {
@@ -123,37 +120,6 @@ def wallet_blueprint(wallet: WalletPort) -> Blueprint:
             return names[document.type_code]
         return document.title or names.get(document.type_code, "") or site.translate("Untitled document")
 
-    def remember(document_id: str, verification: VerificationView) -> None:
-        session = site.current_session()
-        if session is None:
-            return
-        cache: dict[str, Any] = session.data.setdefault("verified", {})
-        cache[document_id] = [verification.status, site.kit().clock()]
-        while len(cache) > VERIFY_CACHE_ENTRIES:
-            cache.pop(next(iter(cache)))
-        site.save_session(session)
-
-    def verifications(token: str, documents: list[DocumentView]) -> dict[str, str]:
-        """Each listed document's verification status, re-checked through the wallet at most every ten minutes
-        per session: a check reads the content and is itself written to the access log."""
-        session = site.current_session()
-        cache: dict[str, Any] = session.data.get("verified", {}) if session is not None else {}
-        now = site.kit().clock()
-        found = {}
-        for document in documents:
-            known = cache.get(document.document_id)
-            if known and now - float(known[1]) < VERIFY_CACHE_SECONDS:
-                found[document.document_id] = str(known[0])
-                continue
-            try:
-                verification = wallet.verify_document(token, document.document_id)
-            except CallFailed:
-                found[document.document_id] = "unknown"
-                continue
-            remember(document.document_id, verification)
-            found[document.document_id] = verification.status
-        return found
-
     def labels() -> dict[str, Any]:
         return {"status_labels": STATUS_LABELS, "status_tones": STATUS_TONES, "trust_labels": TRUST_LABELS,
                 "verification_labels": VERIFICATION_LABELS, "verification_tones": VERIFICATION_TONES,
@@ -168,17 +134,19 @@ def wallet_blueprint(wallet: WalletPort) -> Blueprint:
     @blueprint.get("/wallet/")
     @login_required
     def documents() -> ResponseReturnValue:
-        token = access_token()
+        # Only what the listing says (status, trust, issuer, validity): a verification reads the whole content from
+        # storage and writes an entry to the citizen's access log, so it runs on the document's own page and on
+        # download, never for every listed document.
         show_all = request.args.get("all") == "1"
         try:
-            listed, next_page = wallet.list_documents(token, include_inactive=show_all,
+            listed, next_page = wallet.list_documents(access_token(), include_inactive=show_all,
                                                       page_token=request.args.get("page", ""), page_size=PAGE_SIZE)
         except CallFailed as failure:
             return _failure_page(failure)
         names = type_names()
         return site.render_page("wallet/documents.html", documents=listed, next_page=next_page, show_all=show_all,
                                 titles={item.document_id: title_of(item, names) for item in listed},
-                                type_names=names, checks=verifications(token, listed), nav="documents", **labels())
+                                type_names=names, nav="documents", **labels())
 
     @blueprint.get("/wallet/documents/<document_id>")
     @login_required
@@ -189,7 +157,6 @@ def wallet_blueprint(wallet: WalletPort) -> Blueprint:
             verification = wallet.verify_document(token, document_id)
         except CallFailed as failure:
             return _failure_page(failure)
-        remember(document_id, verification)
         names = type_names()
         return site.render_page("wallet/document.html", document=found, title=title_of(found, names),
                                 type_names=names, verification=verification, nav="documents", inline_types=INLINE_TYPES,
@@ -206,12 +173,11 @@ def wallet_blueprint(wallet: WalletPort) -> Blueprint:
         media_type = found.content_type if found.content_type in EXTENSIONS else "application/octet-stream"
         inline = request.args.get("download") != "1" and media_type in INLINE_TYPES
         filename = _ascii_name(title_of(found, type_names()), EXTENSIONS.get(media_type, "bin"))
-        response = Response(download.chunks, mimetype=media_type)
+        response = Response(download.chunks, mimetype=media_type)  # already read whole: see GrpcWallet.download
         response.headers["Content-Disposition"] = f'{"inline" if inline else "attachment"}; filename="{filename}"'
         response.headers["Content-Security-Policy"] = CONTENT_POLICY
         response.headers["Cache-Control"] = "private, no-store"
-        if found.size_bytes:
-            response.headers["Content-Length"] = str(found.size_bytes)
+        response.headers["Content-Length"] = str(download.size)
         return response
 
     def upload_form(errors: dict[str, str], values: dict[str, str], status: int = 200) -> Response:
