@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from deploy.k8s import validate
+from servicekit.health import LIVENESS_SERVICE
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"
@@ -77,13 +78,17 @@ def test_validator_command_passes_every_overlay_and_lists_the_skipped_custom_res
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_each_service_has_grpc_server_http_edge_and_migration_job(overlay: str) -> None:
+def test_each_service_has_grpc_server_http_edge_worker_and_migration_job(overlay: str) -> None:
     deployments, jobs = objects(overlay, "Deployment"), objects(overlay, "Job")
     for service, spec in SERVICES.items():
         grpc = main_container(deployments[f"{service}-grpc"])
         assert grpc["command"] == ["python", "-m", f"{service}_service", "serve-grpc"]
         for probe in ("readinessProbe", "livenessProbe"):
             assert grpc[probe]["grpc"]["port"] == spec.grpc
+        # A database outage takes gRPC pods out of rotation (readiness, service "") but must not restart them all:
+        # startup and liveness ask for the entry that stays SERVING while the process runs.
+        assert "service" not in grpc["readinessProbe"]["grpc"]
+        assert grpc["startupProbe"]["grpc"]["service"] == grpc["livenessProbe"]["grpc"]["service"] == LIVENESS_SERVICE
         http = main_container(deployments[f"{service}-http"])
         assert http["command"] == ["python", "-m", f"{service}_service", "serve-http"]
         assert http["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -91,8 +96,21 @@ def test_each_service_has_grpc_server_http_edge_and_migration_job(overlay: str) 
         migrate = main_container(jobs[f"{service}-migrate"])
         assert migrate["command"] == ["python", "-m", f"{service}_service", "migrate"]
         assert jobs[f"{service}-migrate"]["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "Sync"
-    worker = main_container(deployments["payment-worker"])
-    assert worker["command"] == ["python", "-m", "payment_service", "worker"]
+        # servicekit starts background workers (payment's outbox, identity's and the wallet's sweeps) only for
+        # `serve` and `worker`, so every service needs a Deployment running `worker`.
+        worker_deployment = deployments[f"{service}-worker"]
+        worker = main_container(worker_deployment)
+        assert worker["command"] == ["python", "-m", f"{service}_service", "worker"]
+        assert worker_deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert worker[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+        # The same settings and files as the gRPC server (start-up builds the same components).
+        assert worker["envFrom"] == grpc["envFrom"]
+        assert mounts(worker) == mounts(grpc)
+
+
+def mounts(container: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return sorted((mount["name"], mount["mountPath"]) for mount in container.get("volumeMounts", []))
 
 
 def env_of(overlay: str, container: Mapping[str, Any]) -> dict[str, str]:
@@ -110,7 +128,7 @@ def test_settings_match_the_ports_and_point_at_identitys_jwks_in_the_namespace(o
     deployments = objects(overlay, "Deployment")
     namespace = NAMESPACES[overlay]
     for service, spec in SERVICES.items():
-        for role in ("grpc", "http"):
+        for role in ("grpc", "http", "worker"):
             container = main_container(deployments[f"{service}-{role}"])
             env = env_of(overlay, container)
             prefix = spec.prefix
@@ -122,6 +140,22 @@ def test_settings_match_the_ports_and_point_at_identitys_jwks_in_the_namespace(o
             assert {"name": "metrics", "containerPort": spec.metrics} in container["ports"]
             secret_refs = [source["secretRef"]["name"] for source in container["envFrom"] if "secretRef" in source]
             assert f"{service}-secrets" in secret_refs
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_wallets_pages_call_the_grpc_services_not_their_own_pod(overlay: str) -> None:
+    # The defaults (127.0.0.1:7053, 127.0.0.1:7051) assume `serve`; wallet-http runs neither gRPC server.
+    env = env_of(overlay, main_container(objects(overlay, "Deployment")["wallet-http"]))
+    assert env["WALLET_WEB_GRPC_TARGET"] == "wallet-grpc:7053"
+    assert env["WALLET_WEB_IDENTITY_TARGET"] == "identity-grpc:7051"
+    services = objects(overlay, "Service")
+    for setting in ("WALLET_WEB_GRPC_TARGET", "WALLET_WEB_IDENTITY_TARGET"):
+        host, port = env[setting].rsplit(":", 1)
+        ports = {item["name"]: item["port"] for item in services[host]["spec"]["ports"]}
+        assert ports["grpc"] == int(port), setting
+        # The Service named by the setting selects the gRPC server's pods (the Deployment of the same name).
+        assert validate.selector_matches({"matchLabels": services[host]["spec"]["selector"]},
+                                         pod(overlay, host).labels), setting
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -192,7 +226,7 @@ def test_prometheus_scrapes_every_metrics_port() -> None:
                    if validate.selector_matches(selector, svc["metadata"].get("labels", {}))
                    and any(port["name"] == "metrics" for port in svc["spec"]["ports"])]
         names = {svc["metadata"]["name"] for svc in scraped}
-        expected = {f"{service}-grpc", f"{service}-http"} | ({"payment-worker"} if service == "payment" else set())
+        expected = {f"{service}-grpc", f"{service}-http", f"{service}-worker"}
         assert names == expected
         assert all(port["port"] == spec.metrics for svc in scraped for port in svc["spec"]["ports"]
                    if port["name"] == "metrics")
@@ -360,8 +394,7 @@ def pod(overlay: str, name: str) -> Peer:
 
 
 def roles(overlay: str, service: str) -> list[str]:
-    names = [f"{service}-grpc", f"{service}-http", f"{service}-migrate"]
-    return names + (["payment-worker"] if service == "payment" else [])
+    return [f"{service}-grpc", f"{service}-http", f"{service}-worker", f"{service}-migrate"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -382,8 +415,11 @@ def test_the_real_flows_of_the_brief_are_allowed(overlay: str) -> None:
         assert allowed(overlay, pod(overlay, role), pod(overlay, "identity-grpc"), 7051)
     for role in ("wallet-grpc", "wallet-http"):
         assert allowed(overlay, pod(overlay, role), pod(overlay, "identity-http"), 8081)
+    for role in ("wallet-grpc", "wallet-http", "wallet-worker"):
         assert allowed(overlay, pod(overlay, role), pod(overlay, "seaweedfs"), 8333)
-    assert allowed(overlay, pod(overlay, "payment-worker"), BANK, 443)
+    # The citizen's pages (wallet-http) call the wallet's and identity's gRPC APIs through their Services.
+    assert allowed(overlay, pod(overlay, "wallet-http"), pod(overlay, "wallet-grpc"), 7053)
+    assert allowed(overlay, pod(overlay, "wallet-http"), pod(overlay, "identity-grpc"), 7051)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -396,13 +432,49 @@ def test_flows_outside_the_brief_are_denied(overlay: str) -> None:
         assert not allowed(overlay, pod(overlay, f"{service}-http"), BANK, 80)
     assert not allowed(overlay, INGRESS_CONTROLLER, postgres, 5432)
     assert not allowed(overlay, stranger, postgres, 5432)
-    assert not allowed(overlay, pod(overlay, "payment-grpc"), BANK, 443), "only the worker calls banks"
-    assert not allowed(overlay, pod(overlay, "payment-worker"), CLUSTER_INTERNAL, 443)
     assert not allowed(overlay, pod(overlay, "wallet-grpc"), BANK, 443)
     assert not allowed(overlay, pod(overlay, "wallet-grpc"), pod(overlay, "payment-grpc"), 7052)
     assert not allowed(overlay, pod(overlay, "identity-grpc"), pod(overlay, "wallet-grpc"), 7053)
+    # Only the wallet's pages log people in through identity's gRPC API; its gRPC server does not.
+    assert not allowed(overlay, pod(overlay, "wallet-grpc"), pod(overlay, "identity-grpc"), 7051)
     assert not allowed(overlay, pod(overlay, "payment-grpc"), pod(overlay, "seaweedfs"), 8333)
     assert not allowed(overlay, pod(overlay, "identity-http"), pod(overlay, "payment-http"), 8082)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_payments_serving_roles_reach_the_banks_and_no_other_pod_does(overlay: str) -> None:
+    # RefundPayment (gRPC server) calls the bank's refund API, the payment page (HTTP edge) the connector's create,
+    # the worker status queries and provincial callbacks.
+    for role in ("payment-grpc", "payment-http", "payment-worker"):
+        assert allowed(overlay, pod(overlay, role), BANK, 443), f"{role} -> bank"
+        assert not allowed(overlay, pod(overlay, role), BANK, 80), f"{role} -> bank over plain HTTP"
+        assert not allowed(overlay, pod(overlay, role), CLUSTER_INTERNAL, 443), f"{role} -> private address"
+    # identity's gRPC server and HTTP edge reach 443 outside for the upstream identity providers; no other pod.
+    for role in ("payment-migrate", "wallet-grpc", "wallet-http", "wallet-worker", "wallet-migrate",
+                 "identity-worker", "identity-migrate"):
+        assert not allowed(overlay, pod(overlay, role), BANK, 443), f"{role} -> bank"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_identitys_and_the_wallets_workers_reach_their_data_stores_and_nothing_more(overlay: str) -> None:
+    postgres, seaweedfs = pod(overlay, "postgres"), pod(overlay, "seaweedfs")
+    stranger = Peer("default", {"app": "curious"})
+    identity_worker, wallet_worker = pod(overlay, "identity-worker"), pod(overlay, "wallet-worker")
+    assert allowed(overlay, identity_worker, postgres, 5432)
+    assert allowed(overlay, wallet_worker, postgres, 5432)
+    assert allowed(overlay, wallet_worker, seaweedfs, 8333)
+    assert not allowed(overlay, identity_worker, seaweedfs, 8333)
+    platform = [(pod(overlay, f"{service}-{role}"), port) for service, spec in SERVICES.items()
+                for role, port in (("grpc", spec.grpc), ("http", spec.http))]
+    for name, worker, spec in (("identity-worker", identity_worker, SERVICES["identity"]),
+                               ("wallet-worker", wallet_worker, SERVICES["wallet"])):
+        for target, port in platform:
+            assert not allowed(overlay, worker, target, port), f"{name} -> {target.labels} :{port}"
+        assert not allowed(overlay, worker, BANK, 443), name
+        # Nothing calls a worker; only Prometheus scrapes it.
+        assert allowed(overlay, PROMETHEUS, worker, spec.metrics), name
+        assert not allowed(overlay, INGRESS_CONTROLLER, worker, spec.metrics), name
+        assert not allowed(overlay, stranger, worker, spec.metrics), name
 
 
 def test_load_generators_reach_the_platform_but_not_its_database() -> None:
