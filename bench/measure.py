@@ -65,9 +65,11 @@ def throughput(operation: Callable[[int], object], *, threads: int = 16, seconds
             try:
                 operation(index)
             except Exception:  # noqa: BLE001 - counted and reported
-                own_errors += 1
+                if measuring.is_set() and not stop.is_set():
+                    own_errors += 1
                 continue
-            if measuring.is_set():
+            # Only calls that finish inside the window count: the rate divides by the window's length.
+            if measuring.is_set() and not stop.is_set():
                 own.append(time.perf_counter() - started)
         with lock:
             latencies.extend(own)

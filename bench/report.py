@@ -42,6 +42,7 @@ class Report:
         ratio = value / base if base else None
         met: bool | None = None
         targets = []
+        errors = int(extra.get("errors", 0) or 0)
         if ratio_target is not None and ratio is not None:
             ok = ratio >= ratio_target if higher_is_better else ratio <= ratio_target
             met = ok
@@ -50,6 +51,10 @@ class Report:
             ok = value >= absolute_target if higher_is_better else value <= absolute_target
             met = ok if met is None else (met and ok)
             targets.append(f"{'≥' if higher_is_better else '≤'} {absolute_target:g} {unit}")
+        if met is not None and errors:
+            # A failed call is never a fast one: with errors the target is missed, whatever the rest says.
+            met = False
+            targets.append("no errors")
         figure = Figure(name=name, value=value, unit=unit, baseline=baseline, baseline_value=base, ratio=ratio,
                         target=" and ".join(targets), met=met, extra=extra)
         self.figures.append(figure)

@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from servicekit.config import ServiceSettings
+from servicekit.logs import configure_logging
+
 
 def _child(target: str, kwargs: dict[str, Any], pipe: multiprocessing.connection.Connection) -> None:
-    # One line per HTTP request from the embedded edges would bury the benchmark table.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    production_logging()
     module_name, _, function_name = target.partition(":")
     started = getattr(importlib.import_module(module_name), function_name)(**kwargs)
     pipe.send(started.info if hasattr(started, "info") else started["info"])
     pipe.recv()  # any message means stop
     (started.stop if hasattr(started, "stop") else started["stop"])()
     pipe.send("stopped")
+
+
+def production_logging() -> None:
+    """The access log every server writes in production (one JSON line per call at INFO), formatted and written
+    as there, into /dev/null so it does not bury the table. Echo and product servers pay the same."""
+    configure_logging("INFO", stream=open(os.devnull, "w"))
 
 
 @contextmanager
@@ -49,5 +57,7 @@ def start_echo_stack() -> dict[str, Any]:
     from servicekit.grpc_server import start_server
     from servicekit.interceptors import standard_interceptors
 
-    running = start_server([echo_registration()], interceptors=standard_interceptors(None, frozenset({"Echo"})))
+    # The platform's default worker count, as the identity and payment benchmarks run with.
+    running = start_server([echo_registration()], interceptors=standard_interceptors(None, frozenset({"Echo"})),
+                           max_workers=ServiceSettings().grpc_workers)
     return {"info": {"grpc_port": running.port}, "stop": lambda: running.drain(1)}

@@ -8,7 +8,7 @@ import logging
 import re
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -53,13 +53,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send every logger's records to stderr as JSON lines (idempotent)."""
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Send every logger's records to ``stream`` (stderr) as JSON lines (idempotent)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_dvc_json", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler._dvc_json = True  # type: ignore[attr-defined]
     root.addHandler(handler)

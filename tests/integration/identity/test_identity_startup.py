@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
+import jwt
 import pytest
 import requests
 from dvc.identity.v1 import identity_pb2 as pb
@@ -109,8 +110,12 @@ def test_the_bench_starter_serves_introspection_of_minted_tokens() -> None:
             stub = identity_pb2_grpc.IdentityServiceStub(channel)
             tokens = [mint(), mint()]
             assert tokens[0] != tokens[1]
-            for token in tokens:
-                assert stub.IntrospectToken(pb.IntrospectTokenRequest(token=token), timeout=5).active
+            answers = [stub.IntrospectToken(pb.IntrospectTokenRequest(token=token), timeout=5) for token in tokens]
+            assert all(answer.active for answer in answers)
+            # The bench's tokens are the client token IssueClientToken gives, apart from their ids.
+            claims = [{key: value for key, value in jwt.decode(token, options={"verify_signature": False}).items()
+                       if key not in ("jti", "iat", "nbf", "exp")} for token in tokens]
+            assert claims[0] == claims[1] and claims[0]["agency"] == "HCM" and claims[0]["scope"]
     finally:
         stop()
 
