@@ -9,7 +9,7 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import gevent
@@ -19,21 +19,24 @@ from dvc.payments.v1 import payments_pb2 as ppb
 from dvc.payments.v1 import payments_pb2_grpc
 from dvc.wallet.v1 import wallet_pb2 as wpb
 from dvc.wallet.v1 import wallet_pb2_grpc
-from locust.env import Environment
 
 from loadtests.day import PAYER_ACTIONS, PAYER_CHANNELS
 from loadtests.grpc_users import timed
-from loadtests.ledger import DOCUMENT, PAYER, PAYMENT, REDEEMED, SHARE, Ledger
+from loadtests.ledger import ATTEMPT, DOCUMENT, PAYER, PAYMENT, REDEEMED, SHARE, Ledger, redemption_problems
 from loadtests.world import (
     BASE_DOCUMENT_ISSUER,
     RESULT_ISSUER,
     RPC_TIMEOUT_SECONDS,
+    Agency,
     Targets,
     World,
     vneid_login,
 )
 from wallet_service.bootstrap import dev_issuer_keys
 from wallet_service.domain.manifest import manifest_bytes, sign
+
+if TYPE_CHECKING:  # importing locust monkey-patches the interpreter: only the locustfile does it for real
+    from locust.env import Environment
 
 HTTP_TIMEOUT_SECONDS = 10.0
 VIETNAM = timezone(timedelta(hours=7))
@@ -42,6 +45,7 @@ FINAL_STATUSES = {ppb.PAYMENT_STATUS_SUCCEEDED, ppb.PAYMENT_STATUS_FAILED, ppb.P
 POLLS = 6                     # GetPayment polls while waiting for the outcome
 POLL_INTERVAL_SECONDS = 0.5
 RESULT_VALIDITY = timedelta(days=179)  # judicial record certificates: at most 180 days
+DOCUMENT_SIZE_BYTES = 16 * 1024  # content of each issued document (the README quotes it)
 _sequence = itertools.count()
 
 
@@ -52,6 +56,10 @@ class Stubs:
     identity: identity_pb2_grpc.IdentityServiceStub
     payments: payments_pb2_grpc.PaymentServiceStub
     wallet: wallet_pb2_grpc.WalletServiceStub
+
+
+class WrongAnswer(Exception):
+    """The platform answered, but not what the load expects; no failed call shows it, so `run_flow` reports it."""
 
 
 def _unique(prefix: str) -> str:
@@ -83,8 +91,9 @@ def issue_document(stubs: Stubs, world: World, ledger: Ledger, citizen: str, iss
                     "place_of_birth": "TP. Ho Chi Minh", "registration_number": _unique("KS"),
                     "registered_on": "1990-01-10"}
     content = _pdf(f"{type_code} {citizen} {metadata.get('certificate_number') or metadata['registration_number']}",
-                   16 * 1024)
+                   DOCUMENT_SIZE_BYTES)
     digest = hashlib.sha256(content).hexdigest()
+    ledger.add(ATTEMPT, citizen_id=citizen, content_sha256=digest)
     manifest = manifest_bytes(citizen_id=citizen, content_sha256=digest, document_type=type_code,
                               issuer_agency=issuer, metadata=metadata, valid_from=None, valid_until=valid_until)
     first = wpb.IssueDocumentMetadata(citizen_id=citizen, type_code=type_code, metadata=metadata,
@@ -96,40 +105,61 @@ def issue_document(stubs: Stubs, world: World, ledger: Ledger, citizen: str, iss
     answer = stubs.wallet.IssueDocument(iter(messages), metadata=world.issuers[issuer].metadata(),
                                         timeout=RPC_TIMEOUT_SECONDS)
     document_id = str(answer.document.document_id)
-    ledger.add(DOCUMENT, document_id=document_id, citizen_id=citizen, issuer_agency=issuer, type_code=type_code)
+    ledger.add(DOCUMENT, document_id=document_id, citizen_id=citizen, issuer_agency=issuer, type_code=type_code,
+               content_sha256=digest)
+    world.documents.setdefault(citizen, {})[document_id] = digest
     return document_id
 
 
+def redeem_share(stubs: Stubs, agency: Agency, share_id: str) -> tuple[list[str], dict[str, str], bool]:
+    """The receiving agency redeems a share, content streamed: the document ids in the order delivered, the
+    SHA-256 of each one's content as received, and whether every signature verified."""
+    delivered: list[str] = []
+    contents: dict[str, Any] = {}
+    valid = True
+    for message in stubs.wallet.RedeemShare(wpb.RedeemShareRequest(share_id=share_id,
+                                                                   delivery=wpb.CONTENT_DELIVERY_STREAM),
+                                            metadata=agency.redeem.metadata(), timeout=RPC_TIMEOUT_SECONDS):
+        if message.HasField("document"):
+            delivered.append(message.document.document.document_id)
+            contents.setdefault(message.document.document.document_id, hashlib.sha256())
+            valid = valid and message.document.verification.valid
+        elif message.HasField("chunk"):
+            contents.setdefault(message.chunk.document_id, hashlib.sha256()).update(message.chunk.data)
+    return delivered, {document_id: digest.hexdigest() for document_id, digest in contents.items()}, valid
+
+
 def dossier_flow(stubs: Stubs, world: World, ledger: Ledger, http: requests.Session, environment: Environment,
-                 citizen: str, first_visit: bool) -> None:
+                 citizen: str) -> None:
     """One dossier reusing a result: (on a citizen's first dossier, the birth certificate is issued first) the
     citizen logs in, lists the wallet and shares documents with the receiving agency for the dossier; the agency
     redeems the share (content streamed and verified); the issuing agency issues the dossier's result."""
-    if first_visit:
-        issue_document(stubs, world, ledger, citizen, BASE_DOCUMENT_ISSUER)
+    with world.citizen_lock(citizen):  # only a citizen's first dossier issues; the others wait for it, not fail
+        if not world.documents.get(citizen):  # none yet, or its issuance failed (reported): issue again
+            issue_document(stubs, world, ledger, citizen, BASE_DOCUMENT_ISSUER)
     token = vneid_login(stubs.identity, http, citizen,
                         lambda step: timed(environment, "http", "VNeID sandbox POST /authorize", step))
     citizen_metadata = (("authorization", f"Bearer {token}"),)
     listed = stubs.wallet.ListDocuments(wpb.ListDocumentsRequest(page_size=50), metadata=citizen_metadata,
                                         timeout=RPC_TIMEOUT_SECONDS)
-    documents = [document.document_id for document in listed.documents][:2]
-    if not documents:
-        return  # the base document is still on its way from another user of the same citizen
+    issued = world.documents[citizen]
+    documents = [document.document_id for document in listed.documents if document.document_id in issued][:2]
+    if not documents:  # the wallet confirmed at least one of them before this listing
+        raise WrongAnswer(f"the wallet of {citizen} lists none of the {len(issued)} documents issued to them")
     agency = random.choice(world.agencies)
     dossier = _unique(f"HS-{agency.code}")
+    ledger.add(ATTEMPT, citizen_id=citizen, dossier_code=dossier)
     share = stubs.wallet.CreateShare(wpb.CreateShareRequest(
         document_ids=documents, agency_code=agency.code, dossier_code=dossier, procedure_code="1.001612",
         purpose="Hồ sơ cấp phiếu lý lịch tư pháp", max_uses=1, idempotency_key=_unique("share")),
         metadata=citizen_metadata, timeout=RPC_TIMEOUT_SECONDS).share
-    ledger.add(SHARE, share_id=share.share_id, citizen_id=citizen, agency=agency.code, document_ids=documents)
-    redeemed, valid = 0, True
-    for message in stubs.wallet.RedeemShare(wpb.RedeemShareRequest(share_id=share.share_id,
-                                                                   delivery=wpb.CONTENT_DELIVERY_STREAM),
-                                            metadata=agency.redeem.metadata(), timeout=RPC_TIMEOUT_SECONDS):
-        if message.HasField("document"):
-            redeemed += 1
-            valid = valid and message.document.verification.valid
-    ledger.add(REDEEMED, share_id=share.share_id, documents=redeemed, valid=valid)
+    ledger.add(SHARE, share_id=share.share_id, citizen_id=citizen, agency=agency.code, dossier_code=dossier,
+               document_ids=documents)
+    delivered, contents, valid = redeem_share(stubs, agency, share.share_id)
+    ledger.add(REDEEMED, share_id=share.share_id, delivered=delivered, sha256=contents, valid=valid)
+    problems = redemption_problems(documents, delivered, contents, valid, issued)
+    if problems:
+        raise WrongAnswer(f"share {share.share_id}: {'; '.join(problems)}")
     issue_document(stubs, world, ledger, citizen, RESULT_ISSUER)
 
 
@@ -171,9 +201,9 @@ def payer_choice(index: int) -> tuple[str, str]:
     return _weighted(PAYER_CHANNELS), _weighted(PAYER_ACTIONS)
 
 
-def create_payment(stubs: Stubs, world: World, citizen: str) -> tuple[Any, Any]:
+def create_payment(stubs: Stubs, world: World, citizen: str) -> tuple[Agency, ppb.CreatePaymentRequest, Any]:
     """The provincial system asks for the dossier's fee (amounts in whole thousands of đồng, so no sandbox
-    'magic' amount ever triggers a test-mode misbehaviour)."""
+    'magic' amount ever triggers a test-mode misbehaviour): the agency, the request sent and the payment."""
     agency = random.choice(world.agencies)
     fee, charge = random.randint(5, 200) * 1000, random.choice((0, 20_000, 50_000))
     lines = [ppb.FeeLine(kind=ppb.FEE_KIND_PHI, code="P01", name="Phí thẩm định hồ sơ", amount=fee)]
@@ -185,7 +215,7 @@ def create_payment(stubs: Stubs, world: World, citizen: str) -> tuple[Any, Any]:
         total_amount=fee + charge, beneficiary=agency.account, description="Phí, lệ phí hồ sơ")
     payment = stubs.payments.CreatePayment(request, metadata=agency.payments.metadata(),
                                            timeout=RPC_TIMEOUT_SECONDS).payment
-    return agency, payment
+    return agency, request, payment
 
 
 def payer_acts(http: requests.Session, environment: Environment, targets: Targets, payment: Any, channel: str,
@@ -238,10 +268,11 @@ def payment_flow(stubs: Stubs, world: World, ledger: Ledger, http: requests.Sess
     """One fee: created by the provincial system, acted on by the payer, then polled until its outcome shows
     (the signed callbacks arrive at the receiver meanwhile); a fifth of the systems also list the events."""
     citizen = random.choice(world.citizens)
-    agency, payment = create_payment(stubs, world, citizen)
+    agency, request, payment = create_payment(stubs, world, citizen)
     channel, action = payer_choice(next(_payments_started))
-    ledger.add(PAYMENT, payment_id=payment.id, reference=payment.reference, agency=agency.code,
-               amount=payment.total_amount, channel=channel, action=action,
+    # The amount sent (fee + charge), not the platform's echo of it: the check compares the platform with it.
+    ledger.add(PAYMENT, payment_id=payment.id, reference=payment.reference, agency=agency.code, citizen_id=citizen,
+               amount=request.total_amount, channel=channel, action=action,
                created_day=datetime.now(VIETNAM).date().isoformat())
     gevent.sleep(random.uniform(0.1, 0.5))  # the payer reads the page before acting
     done = payer_acts(http, environment, targets, payment, channel, action)

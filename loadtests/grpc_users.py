@@ -1,17 +1,21 @@
-"""Locust plumbing for gRPC: gevent-friendly channels whose client interceptor fires Locust request events, and
-a timer that reports plain HTTP steps (sandbox pages, the VNeID authorize form) the same way."""
+"""Locust plumbing for gRPC: gevent-friendly channels whose client interceptor fires Locust request events, a
+timer that reports plain HTTP steps (sandbox pages, the VNeID authorize form) the same way, and the wrapper that
+runs a flow so that none fails without Locust counting it."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
-from locust.env import Environment
 
 from loadtests import slo
+
+if TYPE_CHECKING:  # importing locust monkey-patches the interpreter: only the locustfile does it for real
+    from locust.env import Environment
 
 T = TypeVar("T")
 _gevent_ready = False
@@ -117,9 +121,19 @@ def instrumented_channel(target: str, environment: Environment) -> grpc.Channel:
     return grpc.intercept_channel(channel, LocustInterceptor(environment))
 
 
+class Reported(Exception):
+    """A step's failure that `timed` already reported to Locust as a failed request; the flow stops on it."""
+
+
+def already_reported(error: BaseException) -> bool:
+    """Whether Locust already counted ``error`` as a failed request: a gRPC error (the interceptor reports every
+    RPC of an instrumented channel) or a failed HTTP step (`timed`)."""
+    return isinstance(error, grpc.RpcError | Reported)
+
+
 def timed(environment: Environment, kind: str, name: str, step: Callable[[], T]) -> T:
-    """Run ``step`` (an HTTP call) and report it to Locust as ``kind`` ``name``; exceptions are reported and
-    re-raised so the flow stops where a real client would."""
+    """Run ``step`` (an HTTP call) and report it to Locust as ``kind`` ``name``; a failure is reported and raised
+    as `Reported` so the flow stops where a real client would, and is not reported a second time."""
     started = time.perf_counter()
     name = _name_prefix + name
     try:
@@ -128,8 +142,27 @@ def timed(environment: Environment, kind: str, name: str, step: Callable[[], T])
         environment.events.request.fire(request_type=kind, name=name,
                                         response_time=(time.perf_counter() - started) * 1000, response_length=0,
                                         exception=error, context={})
-        raise
+        raise Reported(f"{name}: {error}") from error
     environment.events.request.fire(request_type=kind, name=name,
                                     response_time=(time.perf_counter() - started) * 1000, response_length=0,
                                     exception=None, context={})
     return result
+
+
+def run_flow(environment: Environment, name: str, flow: Callable[[], None], started: Counter[str],
+             completed: Counter[str]) -> None:
+    """Run one flow, counted in ``started`` and, when it returns, in ``completed`` (the run compares the two). A
+    failure no step reported -- the platform answered, but not what the load expects -- is reported here as a
+    failed `slo.FLOW_KIND` request, so no flow fails without Locust counting it; either way the next flow goes
+    on."""
+    began = time.perf_counter()
+    started[name] += 1
+    try:
+        flow()
+    except Exception as error:  # noqa: BLE001 - reported (here or by its step); a user keeps starting flows
+        if not already_reported(error):
+            environment.events.request.fire(request_type=slo.FLOW_KIND, name=name,
+                                            response_time=(time.perf_counter() - began) * 1000, response_length=0,
+                                            exception=error, context={})
+        return
+    completed[name] += 1

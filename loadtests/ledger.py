@@ -13,14 +13,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Record kinds.
-PAYMENT = "payment"          # created: id, reference, agency, amount, channel, action, created_day
+# Record kinds. What the load sent, paid and issued is written from its own requests, never from the platform's
+# answers, so the invariant check compares the platform with the load and not with itself.
+PAYMENT = "payment"          # created: id, reference, agency, citizen_id (payer), amount (sent), channel, action,
+                             # created_day
 PAYER = "payer"              # the payer's action reached the sandbox (or was skipped on purpose): id, done
-DOCUMENT = "document"        # issued: document_id, citizen_id, issuer_agency, type_code
-SHARE = "share"              # granted: share_id, citizen_id, agency, document_ids
-REDEEMED = "redeemed"        # redeemed: share_id, documents (count), valid (all verified)
+ATTEMPT = "attempt"          # about to issue or share for citizen_id (a call that fails may still have taken
+                             # effect): content_sha256 of a document, or dossier_code of a share
+DOCUMENT = "document"        # issued: document_id, citizen_id, issuer_agency, type_code, content_sha256 (sent)
+SHARE = "share"              # granted: share_id, citizen_id, agency, dossier_code, document_ids
+REDEEMED = "redeemed"        # redeemed: share_id, delivered (document ids in order), sha256 (document id -> SHA-256
+                             # of the content received), valid (all verified)
 CALLBACK = "callback"        # received by the provincial receiver: event_id, payment_id, type, status, signature_ok
 SETUP = "setup"              # the agencies this process registered: agencies, citizens
+FLOWS = "flows"              # at the end: started and completed flows by name
 
 
 @dataclass
@@ -45,6 +51,24 @@ class Ledger:
             lines = [json.dumps(record, ensure_ascii=False, sort_keys=True) for record in self.records]
         path.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
         return path
+
+
+def redemption_problems(shared: list[str], delivered: list[str], contents: dict[str, str], valid: bool,
+                        issued: dict[str, str]) -> list[str]:
+    """What is wrong with a redemption: each ``shared`` document delivered exactly once and nothing else, every
+    signature verified, and each content's SHA-256 (``contents``) the one the load issued (``issued``: document id
+    -> SHA-256 of the content sent). Used by the flow as it redeems and by the invariant check afterwards."""
+    problems = []
+    if sorted(delivered) != sorted(shared):
+        problems.append(f"delivered {sorted(delivered)}, shared {sorted(shared)}")
+    if not valid:
+        problems.append("a signature did not verify")
+    for document_id in sorted(set(shared) & set(delivered)):
+        got, sent = contents.get(document_id, "none"), issued.get(document_id, "none")
+        if got != sent:
+            problems.append(f"content of {document_id} is not the content issued (SHA-256 {got[:12]}…, issued "
+                            f"{sent[:12]}…)")
+    return problems
 
 
 def read_ledgers(paths: Iterable[Path]) -> list[dict[str, Any]]:

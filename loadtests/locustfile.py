@@ -11,6 +11,8 @@ import logging
 import os
 import random
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,13 +20,12 @@ from locust import LoadTestShape, User, constant_pacing, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner
 
-from loadtests.grpc_users import init_gevent, instrumented_channel, reported_as_setup
+from loadtests.grpc_users import init_gevent, instrumented_channel, reported_as_setup, run_flow
 
 init_gevent()  # before any channel exists; locust has monkey-patched the standard library by now
 
 import gevent  # noqa: E402 - after init_gevent on purpose
 import gevent.event  # noqa: E402
-import gevent.lock  # noqa: E402
 import requests  # noqa: E402
 from dvc.identity.v1 import identity_pb2_grpc  # noqa: E402
 from dvc.payments.v1 import payments_pb2 as ppb  # noqa: E402
@@ -33,7 +34,7 @@ from dvc.wallet.v1 import wallet_pb2_grpc  # noqa: E402
 
 from loadtests.day import FLOWS_PER_DAY, PACING_SECONDS, DayPlan  # noqa: E402
 from loadtests.flows import Stubs, dossier_flow, payment_flow, warm_up  # noqa: E402
-from loadtests.ledger import SETUP, Ledger  # noqa: E402
+from loadtests.ledger import FLOWS, SETUP, Ledger  # noqa: E402
 from loadtests.receiver import PATH, CallbackReceiver  # noqa: E402
 from loadtests.world import RPC_TIMEOUT_SECONDS, Targets, World, build_world, setting  # noqa: E402
 
@@ -60,16 +61,9 @@ class LoadProcess:
     stubs: Stubs | None = None
     world: World | None = None
     receiver: CallbackReceiver | None = None
-    visited: set[str] = field(default_factory=set)
     ready: gevent.event.Event = field(default_factory=gevent.event.Event)
-    lock: gevent.lock.Semaphore = field(default_factory=gevent.lock.Semaphore)
-
-    def first_visit(self, citizen: str) -> bool:
-        with self.lock:
-            if citizen in self.visited:
-                return False
-            self.visited.add(citizen)
-            return True
+    started: Counter[str] = field(default_factory=Counter)    # flows by name (see grpc_users.run_flow)
+    completed: Counter[str] = field(default_factory=Counter)
 
 
 PROCESS = LoadProcess()
@@ -133,6 +127,7 @@ def _stop(environment: Environment, **_: object) -> None:
         quiet_rounds = quiet_rounds + 1 if pending == 0 and count == last_count else 0
         last_count = count
         gevent.sleep(1.0)
+    PROCESS.ledger.add(FLOWS, started=dict(PROCESS.started), completed=dict(PROCESS.completed))
     directory = Path(options.ledger_dir) if options and options.ledger_dir else None
     if directory is not None:
         path = PROCESS.ledger.write(directory)
@@ -153,6 +148,9 @@ class PlatformUser(User):
     def on_stop(self) -> None:
         self.http.close()
 
+    def flow(self, name: str, flow: Callable[[], None]) -> None:
+        run_flow(self.environment, name, flow, PROCESS.started, PROCESS.completed)
+
 
 class DossierUser(PlatformUser):
     """Citizens reusing documents for a dossier, with the receiving and issuing agencies behind them."""
@@ -162,12 +160,8 @@ class DossierUser(PlatformUser):
     @task
     def dossier(self) -> None:
         assert PROCESS.stubs is not None and PROCESS.world is not None
-        citizen = random.choice(PROCESS.world.citizens)
-        try:
-            dossier_flow(PROCESS.stubs, PROCESS.world, PROCESS.ledger, self.http, self.environment, citizen,
-                         PROCESS.first_visit(citizen))
-        except Exception as error:  # noqa: BLE001 - already reported as a failed request; the next flow goes on
-            log.debug("dossier flow stopped: %s", error)
+        stubs, world, citizen = PROCESS.stubs, PROCESS.world, random.choice(PROCESS.world.citizens)
+        self.flow("dossier", lambda: dossier_flow(stubs, world, PROCESS.ledger, self.http, self.environment, citizen))
 
 
 class PaymentUser(PlatformUser):
@@ -178,10 +172,9 @@ class PaymentUser(PlatformUser):
     @task
     def payment(self) -> None:
         assert PROCESS.stubs is not None and PROCESS.world is not None
-        try:
-            payment_flow(PROCESS.stubs, PROCESS.world, PROCESS.ledger, self.http, self.environment, PROCESS.targets)
-        except Exception as error:  # noqa: BLE001 - already reported as a failed request; the next flow goes on
-            log.debug("payment flow stopped: %s", error)
+        stubs, world = PROCESS.stubs, PROCESS.world
+        self.flow("payment", lambda: payment_flow(stubs, world, PROCESS.ledger, self.http, self.environment,
+                                                  PROCESS.targets))
 
 
 class WorkingDay(LoadTestShape):

@@ -32,6 +32,7 @@ SERVICES = ("identity", "payment", "wallet")
 PLATFORM_PORTS = (7051, 7052, 7053, 8081, 8082, 8083, 8091, 8092, *range(8101, 8112), 9461, 9462, 9463)
 DRAIN_SECONDS = 60.0
 LOCUST_GRACE_SECONDS = 180.0  # set-up, stop timeout and drain on top of the shape's duration
+KILLED = -9  # run_locust's exit code for a Locust it killed at the time limit
 MIN_CITIZENS, MAX_CITIZENS, DOSSIERS_PER_CITIZEN = 20, 2000, 20
 
 
@@ -107,13 +108,29 @@ def run_locust(plan: DayPlan, out: Path) -> tuple[int, float]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-            code = -9
+            code = KILLED
     return code, time.monotonic() - started
+
+
+def locust_exit(code: int) -> Check:
+    """Locust's exit code: its CSVs exist even when it was killed or crashed (and --exit-code-on-error 0 keeps
+    failed requests out of it, the SLOs judge those), so anything but 0 means the run did not end as it should."""
+    check = Check("Locust ended by itself (exit code 0)", checked=1)
+    if code == KILLED:
+        check.problem("killed at the time limit: the shape, the stop timeout or the callback drain did not end")
+    elif code != 0:
+        check.problem(f"Locust exited with code {code}; see locust.log")
+    return check
+
+
+def successes(rows: list[slo.RequestStats]) -> dict[str, int]:
+    """Successful requests by Locust name."""
+    return {row.name: row.count - row.failures for row in rows}
 
 
 def _limits_text(verdict: slo.Verdict) -> str:
     if verdict.p95_limit == float("inf"):
-        return "set-up: errors only"
+        return "errors only"
     return f"{verdict.p95_limit:.0f}/{verdict.p99_limit:.0f}"
 
 
@@ -155,7 +172,7 @@ def summary(profile: str, plan: DayPlan, seconds: float, verdicts: list[slo.Verd
                       "generator saw; the gap is queueing between them and the load generator itself."]
     if factor != 1.0:
         lines += ["", f"(smoke: latency limits ×{factor:g}, see loadtests/slo.py)"]
-    lines += ["", "## Invariants", ""] + [f"- {check.line()}" for check in checks]
+    lines += ["", "## Run and invariant checks", ""] + [f"- {check.line()}" for check in checks]
     lines += ["", "Reports: report.html (Locust), locust_stats.csv, locust_failures.csv, ledger/, logs/."]
     return "\n".join(lines) + "\n"
 
@@ -192,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         rows, total = slo.read_stats(stats_file)
         verdicts, errors_ok = slo.judge(rows, total, factor)
         print("checking invariants", flush=True)
-        checks = run_checks(out / "ledger")
+        checks = [locust_exit(code), *run_checks(out / "ledger", locust_successes=successes(rows))]
     finally:
         stop_platform(managed)
     text = summary(args.profile, plan, seconds, verdicts, total, errors_ok, checks, out, factor, served)

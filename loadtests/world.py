@@ -102,6 +102,16 @@ class World:
     issuers: dict[str, ClientToken]
     admin_payments: ClientToken
     citizens: list[str]
+    # What this process issued to each citizen, as the wallet confirmed it: document id -> SHA-256 of the content
+    # sent. The dossier flow shares only these (a wallet also holds e-receipts the load did not write), so every
+    # redeemed content can be checked against what was issued.
+    documents: dict[str, dict[str, str]] = field(default_factory=dict)
+    _citizen_locks: dict[str, threading.Lock] = field(default_factory=dict)
+
+    def citizen_lock(self, citizen: str) -> threading.Lock:
+        """Held while a citizen's first document is issued, so a second dossier of the same citizen waits for it
+        instead of finding an empty wallet (gevent's lock once Locust has patched threading)."""
+        return self._citizen_locks.setdefault(citizen, threading.Lock())
 
 
 def _register_client(identity: identity_pb2_grpc.IdentityServiceStub, admin: ClientToken, client_id: str,
@@ -152,7 +162,7 @@ def build_world(identity: identity_pb2_grpc.IdentityServiceStub, payments: payme
 
 
 def vneid_login(identity: identity_pb2_grpc.IdentityServiceStub, http: requests.Session, citizen: str,
-                timer: Callable[[Callable[[], requests.Response]], requests.Response] = lambda step: step(),
+                timer: Callable[[Callable[[], dict[str, list[str]]]], dict[str, list[str]]] = lambda step: step(),
                 timeout: float = RPC_TIMEOUT_SECONDS) -> str:
     """A citizen's VNeID login without a browser: StartLogin, the sandbox's form POST with ``account`` (its
     documented non-browser path; ``timer`` wraps that HTTP step), then CompleteLogin with the code and state the
@@ -163,16 +173,19 @@ def vneid_login(identity: identity_pb2_grpc.IdentityServiceStub, http: requests.
     form: dict[str, Any] = {name: values[0] for name, values in parse_qs(url.query).items()}
     form["account"] = citizen
 
-    def authorize() -> requests.Response:
+    def authorize() -> dict[str, list[str]]:
         answer = http.post(f"{url.scheme}://{url.netloc}{url.path}", data=form, allow_redirects=False,
                            timeout=timeout)
         if answer.status_code != 302:
             raise RuntimeError(f"VNeID sandbox answered {answer.status_code}: {answer.text[:200]}")
-        return answer
+        # A refusal is a 302 too (back with an error instead of a code): inside the step, so the timer reports
+        # the step as failed rather than as a success followed by an error nobody counts.
+        back = parse_qs(urlsplit(answer.headers.get("Location", "")).query)
+        if "code" not in back:
+            raise RuntimeError(f"VNeID sandbox refused the login: {back}")
+        return back
 
-    back = parse_qs(urlsplit(timer(authorize).headers["Location"]).query)
-    if "code" not in back:
-        raise RuntimeError(f"VNeID sandbox refused the login: {back}")
+    back = timer(authorize)
     done = identity.CompleteLogin(ipb.CompleteLoginRequest(state=back["state"][0], code=back["code"][0]),
                                   timeout=timeout)
     return str(done.tokens.access_token)

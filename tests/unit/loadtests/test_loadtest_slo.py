@@ -51,6 +51,14 @@ def test_the_same_request_after_set_up_is_judged(tmp_path):
     assert not verdicts["PaymentService/GetPayment"].ok  # p95 60 ms against 50
 
 
+def test_a_failed_flow_counts_as_an_error_but_its_latency_is_the_whole_flows_and_not_judged(tmp_path):
+    verdicts, errors_ok = judged(
+        tmp_path, row(slo.FLOW_KIND, "dossier", 1, 1, 900, 900, 900),
+        row("grpc", "WalletService/ListDocuments", 99, 0, 9, 30, 60), row("", "Aggregated", 100, 1, 9, 30, 60))
+    assert verdicts["dossier"].ok
+    assert not errors_ok
+
+
 def test_tokens_got_together_renew_apart_and_never_in_their_last_minute():
     lifetime = 900.0
     earliest = renewal_delay(lifetime, lambda low, high: low)
