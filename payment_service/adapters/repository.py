@@ -35,6 +35,7 @@ from payment_service.service_layer.ports import (
     OutboxEntry,
     OutboxKind,
     PaymentFilter,
+    QrState,
     ReconciliationReport,
     Refund,
     ReviewItem,
@@ -227,6 +228,17 @@ class SqlPaymentRepository:
 
     def get_by_reference(self, reference: str, *, lock: bool = False) -> Payment | None:
         return self._one(orm.payments.c.reference == reference, lock)
+
+    def qr_state(self, *, payment_id: str = "", reference: str = "") -> QrState | None:
+        table = orm.payments
+        row = self.session.execute(sa.select(
+            table.c.id, table.c.agency_code, table.c.reference, table.c.qr_payload, table.c.amount,
+            table.c.paid_amount, table.c.status).where(
+            table.c.id == payment_id if payment_id else table.c.reference == reference)).first()
+        if row is None:
+            return None
+        return QrState(row.id, row.agency_code, row.reference, row.qr_payload, int(row.amount), int(row.paid_amount),
+                       PaymentStatus(row.status))
 
     def get_by_idempotency_key(self, agency_code: str, key: str) -> Payment | None:
         return self._one(sa.and_(orm.payments.c.agency_code == agency_code,

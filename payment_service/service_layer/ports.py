@@ -152,6 +152,19 @@ class AgencyRepository(Protocol):
     def all(self) -> list[Agency]: ...
 
 
+@dataclass(frozen=True)
+class QrState:
+    """What a payment's QR image depends on: read on every image request, so only these columns."""
+
+    id: str
+    agency_code: str
+    reference: str
+    qr_payload: str
+    amount: int
+    paid_amount: int
+    status: PaymentStatus
+
+
 class PaymentRepository(Protocol):
     def add(self, payment: Payment, created_day: str) -> None:
         """Insert the payment and its new events; DuplicateKey on a taken idempotency key or reference."""
@@ -162,6 +175,7 @@ class PaymentRepository(Protocol):
     def get(self, payment_id: str, *, lock: bool = False) -> Payment | None: ...
     def get_by_reference(self, reference: str, *, lock: bool = False) -> Payment | None: ...
     def get_by_idempotency_key(self, agency_code: str, key: str) -> Payment | None: ...
+    def qr_state(self, *, payment_id: str = "", reference: str = "") -> QrState | None: ...
     def search(self, query: PaymentFilter, after: tuple[datetime, str] | None, limit: int) -> list[Payment]: ...
 
     def claim_expired(self, now: datetime, limit: int) -> list[Payment]:

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from payment_service.domain import vietqr
 from payment_service.domain.model import OPEN_STATUSES, Payment
 from payment_service.service_layer.access import SCOPE_READ, Caller
-from payment_service.service_layer.ports import UnitOfWorkFactory
+from payment_service.service_layer.ports import QrState, UnitOfWorkFactory
 from servicekit.errors import NotFound
 
 PNG = "image/png"
 SVG = "image/svg+xml"
 
 
-def payload_due(payment: Payment) -> str:
+def payload_due(payment: Payment | QrState) -> str:
     """The VietQR payload a payer should scan now: the payment's own, or, once a short transfer left it open, the
     same code asking only for what is still owed, so the payer does not send the full amount a second time."""
     remaining = payment.amount - payment.paid_amount
@@ -66,8 +66,7 @@ class QrImages:
 
     def _load(self, payment_id: str = "", reference: str = "") -> QrImage:
         with self._uow_factory() as uow:
-            payment = (uow.payments.get(payment_id) if payment_id
-                       else uow.payments.get_by_reference(reference.strip().upper()))
+            payment = uow.payments.qr_state(payment_id=payment_id, reference=reference.strip().upper())
         if payment is None:
             raise NotFound(f"no payment {payment_id or reference!r}", reason="PAYMENT_NOT_FOUND")
         payload = payload_due(payment)

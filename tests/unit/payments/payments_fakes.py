@@ -31,6 +31,7 @@ from payment_service.service_layer.ports import (
     OutboxEntry,
     OutboxKind,
     PaymentFilter,
+    QrState,
     ReconciliationReport,
     Refund,
     ReviewItem,
@@ -123,6 +124,13 @@ class FakePayments:
 
     def get_by_reference(self, reference: str, *, lock: bool = False) -> Payment | None:
         return next((copy.deepcopy(p) for p in self.store.payments.values() if p.reference == reference), None)
+
+    def qr_state(self, *, payment_id: str = "", reference: str = "") -> QrState | None:
+        payment = self.get(payment_id) if payment_id else self.get_by_reference(reference)
+        if payment is None:
+            return None
+        return QrState(payment.id, payment.agency_code, payment.reference, payment.qr_payload, payment.amount,
+                       payment.paid_amount, payment.status)
 
     def get_by_idempotency_key(self, agency_code: str, key: str) -> Payment | None:
         return next((copy.deepcopy(p) for p in self.store.payments.values()
