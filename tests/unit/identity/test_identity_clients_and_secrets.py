@@ -117,35 +117,26 @@ def test_the_embedded_registry_points_at_the_sandboxes() -> None:
     assert {account.agency for account in AGENCY_ACCOUNTS} <= set(by_id["agency-sandbox"].allowed_agencies)
 
 
-def test_a_provider_file_secret_can_come_from_the_environment(tmp_path: Path) -> None:
+def official_provider_file(tmp_path: Path, *extra_lines: str) -> Path:
+    """A providers file with one official provider, HCM's SSO, plus ``extra_lines`` in its entry."""
     path = tmp_path / "providers.yaml"
-    path.write_text("""providers:
-  - id: hcm
-    kind: official
-    issuer: https://sso.hcm.example
-    discovery_url: https://sso.hcm.example/.well-known/openid-configuration
-    client_id: portal
-    client_secret_env: HCM_SSO_SECRET
-    default_level: 2
-    allowed_agencies: [HCM]
-    claims: {national_id: cccd, agency: org}
-""")
+    path.write_text("\n".join([
+        "providers:", "  - id: hcm", "    kind: official", "    issuer: https://sso.hcm.example",
+        "    discovery_url: https://sso.hcm.example/.well-known/openid-configuration", "    client_id: portal",
+        "    default_level: 2", "    claims: {national_id: cccd, agency: org}",
+        *(f"    {line}" for line in extra_lines)]) + "\n")
+    return path
+
+
+def test_a_provider_file_secret_can_come_from_the_environment(tmp_path: Path) -> None:
+    path = official_provider_file(tmp_path, "client_secret_env: HCM_SSO_SECRET", "allowed_agencies: [HCM]")
     assert load_providers(str(path), {"HCM_SSO_SECRET": "from-env"})[0].client_secret == "from-env"
     with pytest.raises(ProviderFileError, match="HCM_SSO_SECRET"):
         load_providers(str(path), {})
 
 
 def test_an_official_provider_entry_without_an_agency_list_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "providers.yaml"
-    path.write_text("""providers:
-  - id: hcm
-    kind: official
-    issuer: https://sso.hcm.example
-    discovery_url: https://sso.hcm.example/.well-known/openid-configuration
-    client_id: portal
-    default_level: 2
-    claims: {national_id: cccd, agency: org}
-""")
+    path = official_provider_file(tmp_path)
     with pytest.raises(ProviderFileError, match=r"\(hcm\): allowed_agencies: is required for official providers"):
         load_providers(str(path), {})
 
