@@ -103,22 +103,32 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+MAX_SIGNATURE_BYTES = 72   # the longest ES256 signature (DER); raw r || s and Ed25519 take 64
+
+
 class SignatureChecks:
-    """Outcomes of signature checks already made, so re-reading an unchanged document skips the public-key
-    operation. Keyed by the key id (a registered key never changes), the exact manifest bytes and the
-    signature: any change to what the wallet holds changes the key and is checked afresh."""
+    """Signature checks that passed, so re-reading an unchanged document skips the public-key operation. Keyed by
+    a SHA-256 of the key id (a registered key never changes), the exact manifest bytes and the signature: any
+    change to what the wallet holds changes the key and is checked afresh. Failures are not remembered, and
+    entries are 32 bytes whatever the caller sent, so no caller can fill the memory with them."""
 
     def __init__(self, capacity: int = 100_000) -> None:
         self._capacity = capacity
-        self._outcomes: dict[tuple[str, bytes, bytes], bool] = {}
+        self._passed: set[bytes] = set()
+
+    def __len__(self) -> int:
+        return len(self._passed)
 
     def verifies(self, key_id: str, public_key: PublicKey, payload: bytes, signature: bytes) -> bool:
-        memo = (key_id, payload, signature)
-        outcome = self._outcomes.get(memo)
-        if outcome is None:
-            outcome = signature_verifies(public_key, payload, signature)
-            if len(self._outcomes) >= self._capacity:
-                # Dropping everything is cheaper than tracking recency, and only costs re-checks.
-                self._outcomes.clear()
-            self._outcomes[memo] = outcome
-        return outcome
+        if len(signature) > MAX_SIGNATURE_BYTES:
+            return False
+        memo = hashlib.sha256(b"\0".join([key_id.encode(), hashlib.sha256(payload).digest(), signature])).digest()
+        if memo in self._passed:
+            return True
+        if not signature_verifies(public_key, payload, signature):
+            return False
+        if len(self._passed) >= self._capacity:
+            # Dropping everything is cheaper than tracking recency, and only costs re-checks.
+            self._passed.clear()
+        self._passed.add(memo)
+        return True

@@ -24,6 +24,7 @@ from wallet_service.domain import catalogue
 from wallet_service.domain.access_log import ChainCheck, LogEvent, next_entry, verify_chain
 from wallet_service.domain.content import MAX_CONTENT_BYTES, ReceivedContent, receive_content
 from wallet_service.domain.manifest import (
+    MAX_SIGNATURE_BYTES,
     PublicKey,
     SignatureChecks,
     document_manifest,
@@ -323,6 +324,8 @@ class WalletHandlers:
         _check_idempotency_key(problems, command.idempotency_key)
         if not command.signature:
             problems.add("metadata.signature", "the issuer's signature over the manifest is required")
+        elif len(command.signature) > MAX_SIGNATURE_BYTES:
+            problems.add("metadata.signature", f"at most {MAX_SIGNATURE_BYTES} bytes: an ES256 or Ed25519 signature")
         if command.content_sha256 and not re.fullmatch(r"[0-9a-f]{64}", command.content_sha256):
             problems.add("metadata.content_sha256", "must be 64 lowercase hex digits")
         document_type = self._types.get(command.type_code)

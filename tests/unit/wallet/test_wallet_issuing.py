@@ -19,6 +19,7 @@ from wallet_fakes import (
 
 from servicekit.errors import Conflict, FailedPrecondition, InvalidArgument, PermissionDenied
 from wallet_service.bootstrap import dev_issuer_keys
+from wallet_service.domain.manifest import SignatureChecks, load_public_key, sign
 from wallet_service.domain.model import (
     AccessAction,
     DocumentStatus,
@@ -140,6 +141,25 @@ def test_a_signature_over_other_metadata_is_refused(wallet):
         wallet.handlers.issue_document(ISSUER, tampered, [PDF])
     assert refused.value.reason == "BAD_ISSUER_SIGNATURE"
     assert _nothing_stored(wallet)
+
+
+def test_an_oversized_signature_is_refused_before_any_work(wallet):
+    command = replace(issue_command(PDF), signature=b"\x01" * 4_000_000)
+    with pytest.raises(InvalidArgument) as refused:
+        wallet.handlers.issue_document(ISSUER, command, [PDF])
+    assert [violation.field for violation in refused.value.violations] == ["metadata.signature"]
+    assert _nothing_stored(wallet)
+
+
+def test_failed_signature_checks_leave_nothing_behind_and_passed_ones_only_a_digest():
+    key = dev_issuer_keys()[JUSTICE]
+    public_key = load_public_key(key.public_key_pem, key.algorithm)
+    checks = SignatureChecks()
+    manifest = b"manifest " * 10_000
+    for attempt in range(50):   # forged signatures, as an agency with a registered key could send them
+        assert not checks.verifies(key.key_id, public_key, manifest, bytes([attempt]) * 64)
+    assert checks.verifies(key.key_id, public_key, manifest, sign(key.private_key, manifest))
+    assert len(checks) == 1   # the 50 failures were not remembered
 
 
 def test_a_declared_hash_that_does_not_match_is_named(wallet):
