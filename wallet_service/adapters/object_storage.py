@@ -120,7 +120,9 @@ class MinioObjectStorage:
                 raise
 
     def presigned_get_url(self, key: str, expires: timedelta) -> str:
-        return self.client.presigned_get_object(self.bucket, key, expires=expires)
+        # Downloaded, never rendered by the object store's origin: whatever the bytes are, nothing in them runs.
+        return self.client.presigned_get_object(self.bucket, key, expires=expires, response_headers={
+            "response-content-disposition": "attachment"})
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
         for item in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):

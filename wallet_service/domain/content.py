@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +22,13 @@ PNG = "image/png"
 JPEG = "image/jpeg"
 XML = "application/xml"
 ACCEPTED_TYPES = (PDF, PNG, JPEG, XML)
+
+
+# XML that a browser would render and run as a page or an image (XHTML, SVG), or that carries a DTD (entities for
+# whoever parses it later): not a document the state issues, and a script in it would run wherever it is opened.
+_MARKUP_OVERLAP = 64
+_ACTIVE_MARKUP = re.compile(rb"<!DOCTYPE|<(?:[\w.-]+:)?(?:svg|html)[\s>/]|http://www\.w3\.org/(?:1999/xhtml|2000/svg)",
+                            re.IGNORECASE)
 
 
 def sniff_content_type(head: bytes) -> str | None:
@@ -58,6 +66,8 @@ def receive_content(chunks: Iterable[bytes], *, max_bytes: int = MAX_CONTENT_BYT
     digest = hashlib.sha256()
     size = 0
     head = b""
+    tail = b""
+    active = False
     try:
         for chunk in chunks:
             if not chunk:
@@ -68,11 +78,19 @@ def receive_content(chunks: Iterable[bytes], *, max_bytes: int = MAX_CONTENT_BYT
                                              reason="CONTENT_TOO_LARGE")
             if len(head) < SNIFF_BYTES:
                 head += chunk[:SNIFF_BYTES - len(head)]
+            # Searched across chunk boundaries: the tail of the previous chunk is searched again with this one.
+            if _ACTIVE_MARKUP.search(tail + chunk):
+                active = True
+            tail = chunk[-_MARKUP_OVERLAP:]
             digest.update(chunk)
             spool.write(chunk)
         if size == 0:
             raise InvalidArgument.single(field_path, "content is empty", reason="CONTENT_EMPTY")
         content_type = sniff_content_type(head)
+        if content_type == XML and active:
+            raise InvalidArgument.single(field_path, "XML that a browser would run as a page or image (XHTML, SVG) "
+                                                     "or that carries a DTD is not accepted",
+                                         reason="CONTENT_TYPE_NOT_ALLOWED")
         if content_type is None:
             raise InvalidArgument.single(field_path, "content is not a PDF, PNG, JPEG or XML document "
                                                      "(checked from the bytes, not the name)",

@@ -194,6 +194,8 @@ def test_a_presigned_url_serves_the_content_and_lives_at_most_five_minutes(api):
     assert 0 < lifetime <= 300
     with urllib.request.urlopen(header.download_url, timeout=10) as response:
         assert response.read() == content
+        # A browser opening the link saves the file; the object store's origin never renders it.
+        assert response.headers["Content-Disposition"].startswith("attachment")
 
 
 def test_concurrent_issues_racing_on_one_key_leave_only_the_winner_stored(api):

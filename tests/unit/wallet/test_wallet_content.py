@@ -76,3 +76,22 @@ def test_content_exactly_at_the_limit_is_accepted():
     received = receive_content(iter([b"%PDF-" + b"x" * 995]), max_bytes=1000)
     assert received.size == 1000
     received.close()
+
+
+@pytest.mark.parametrize("body", [
+    b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+    b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></html>',
+    b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY e SYSTEM "file:///etc/passwd">]><d>&e;</d>',
+    # Hidden past the first chunk, behind a namespace prefix, and cut in two by the chunk boundary: still found.
+    b'<?xml version="1.0"?><!-- ' + b"x" * 70_000 + b' --><x:svg xmlns:x="urn:a"></x:svg>',
+], ids=["svg", "xhtml", "dtd", "late-and-split"])
+def test_xml_a_browser_would_run_or_that_carries_a_dtd_is_refused(body: bytes) -> None:
+    cut = body.find(b"<x:svg") + 4 if b"<x:svg" in body else 65_536
+    with pytest.raises(InvalidArgument) as refused:
+        receive_content(iter([body[:cut], body[cut:]]))
+    assert refused.value.reason == "CONTENT_TYPE_NOT_ALLOWED"
+
+
+def test_plain_xml_documents_are_still_accepted() -> None:
+    body = b'<?xml version="1.0" encoding="UTF-8"?><GiayKhaiSinh><HoTen>Nguyen Van An</HoTen></GiayKhaiSinh>'
+    assert receive_content(iter([body])).content_type == "application/xml"
