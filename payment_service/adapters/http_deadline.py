@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import requests
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.response import BaseHTTPResponse
 
 
@@ -31,7 +32,13 @@ def read_body(answer: requests.Response, deadline: float, max_bytes: int) -> byt
 
 
 def _next_piece(raw: object) -> bytes:
-    if isinstance(raw, BaseHTTPResponse):
-        # read1 returns after one socket read; iter_content would wait for a whole chunk of trickled bytes.
+    if not isinstance(raw, BaseHTTPResponse):
+        return raw.read(65536)  # type: ignore[attr-defined]  # a transport adapter's file-like body
+    # read1 returns after one socket read; iter_content would wait for a whole chunk of trickled bytes. Its
+    # errors are urllib3's own: turned into requests' as iter_content does, so callers catch one family.
+    try:
         return raw.read1(65536, decode_content=True)
-    return raw.read(65536)  # type: ignore[attr-defined]  # a transport adapter's file-like body
+    except ReadTimeoutError as stalled:
+        raise requests.Timeout(str(stalled)) from None
+    except (HTTPError, OSError) as broken:
+        raise requests.ConnectionError(type(broken).__name__) from None

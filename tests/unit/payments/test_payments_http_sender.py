@@ -11,7 +11,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from payment_service.adapters.connectors.base import HttpClient
 from payment_service.adapters.http_sender import RequestsCallbackSender
+from payment_service.domain.connector import ConnectorError, ConnectorErrorKind
 from payment_service.service_layer.outbox import DispatchPolicy
 
 
@@ -56,3 +58,28 @@ def test_the_lease_outlasts_a_batch_in_which_every_delivery_runs_to_its_timeout(
     for policy in (DispatchPolicy(), DispatchPolicy(batch_size=200, parallelism=4, timeout_seconds=5.0)):
         slowest_batch = math.ceil(policy.batch_size / policy.parallelism) * policy.timeout_seconds
         assert policy.lease.total_seconds() > slowest_batch
+
+
+@pytest.fixture
+def cut_off_answer() -> Iterator[str]:
+    """An endpoint that promises 100 bytes, sends 10 and closes the connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+
+    worker = threading.Thread(target=serve, daemon=True)
+    worker.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/status"
+    listener.close()
+    worker.join(timeout=5)
+
+
+def test_an_answer_cut_off_mid_body_is_a_connector_error_not_a_crash(cut_off_answer: str) -> None:
+    client = HttpClient("bank", 2.0, scrub=lambda text: text)
+    with pytest.raises(ConnectorError) as failed:   # what failover, sweeps and expiry know how to handle
+        client.send("GET", cut_off_answer, operation="status")
+    assert failed.value.kind is ConnectorErrorKind.UNAVAILABLE
