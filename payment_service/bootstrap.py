@@ -107,6 +107,9 @@ def check_dependencies(settings: PaymentSettings) -> None:
         raise StartupError(env_name(PREFIX, "callback_timeout_seconds"), "must be more than 0 and at most 10")
     if not settings.production:
         return
+    if not settings.connectors_file:
+        raise StartupError(env_name(PREFIX, "connectors_file"), "production needs its own connector configuration: "
+                           "the embedded sandbox credentials are public, anyone could sign callbacks with them")
     if not settings.receipt_key_file:
         raise StartupError(env_name(PREFIX, "receipt_key_file"), "production needs the receipt signing key")
     if not settings.wallet_addr or not settings.wallet_client_id or not settings.wallet_client_secret:

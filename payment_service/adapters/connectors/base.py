@@ -53,6 +53,9 @@ class CredentialError(ConnectorError):
         self.problem = problem
 
 
+_PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
+
+
 class ConfigEntry:
     """One connector's configuration mapping, read leniently; problems are collected and raised by
     ``check`` so that start-up (``check_credentials``) reports the first one naming its key.
@@ -72,14 +75,20 @@ class ConfigEntry:
 
     def _raw(self, name: str) -> str | None:
         if name in self._entry and self._entry[name] is not None:
-            return str(self._entry[name])
-        variable = self._entry.get(f"{name}_env")
-        if variable:
-            value = self._environ.get(str(variable))
-            if value is None:
-                self._problem(f"{name}_env", f"environment variable {variable} is not set")
+            value = str(self._entry[name])
+            if _PLACEHOLDER.search(value):
+                # Nothing expands ${...} in this file: taken literally it would become a guessable secret.
+                self._problem(name, f"looks like a placeholder ({value[:40]}); give the variable's name as "
+                                    f"{name}_env instead")
                 return ""
             return value
+        variable = self._entry.get(f"{name}_env")
+        if variable:
+            from_environment = self._environ.get(str(variable))
+            if from_environment is None:
+                self._problem(f"{name}_env", f"environment variable {variable} is not set")
+                return ""
+            return from_environment
         path = self._entry.get(f"{name}_file")
         if path:
             try:

@@ -38,8 +38,12 @@ def test_a_connectors_file_is_read_and_its_problems_name_the_setting(tmp_path: P
         load_connectors(PaymentSettings(connectors_file=str(tmp_path / "missing.yaml")))
 
 
-def test_production_needs_the_receipt_key_and_wallet_credentials() -> None:
-    production = PaymentSettings(environment="production")
+def test_production_needs_its_connectors_the_receipt_key_and_wallet_credentials() -> None:
+    # Without a connectors file the embedded sandbox credentials, which are public, would sign callbacks.
+    with pytest.raises(StartupError) as refused:
+        check_dependencies(PaymentSettings(environment="production"))
+    assert "PAYMENT_CONNECTORS_FILE" in str(refused.value)
+    production = PaymentSettings(environment="production", connectors_file="/etc/dvc/payment/connectors.yaml")
     with pytest.raises(StartupError) as refused:
         check_dependencies(production)
     assert "PAYMENT_RECEIPT_KEY_FILE" in str(refused.value)
@@ -52,6 +56,21 @@ def test_production_needs_the_receipt_key_and_wallet_credentials() -> None:
     check_dependencies(PaymentSettings())
     with pytest.raises(StartupError):
         check_dependencies(PaymentSettings(callback_timeout_seconds=30))
+
+
+def test_a_secret_written_as_an_unexpanded_placeholder_stops_start_up(tmp_path: Path) -> None:
+    path = tmp_path / "connectors.yaml"
+    path.write_text("connectors:\n  vnpay:\n    type: vnpay\n    tmn_code: DVCPORTAL\n"
+                    "    base_url: https://sandbox.vnpayment.vn\n    return_url: https://dvc.example.vn/pay/return\n"
+                    "    hash_secret: ${PAYMENT_CONNECTOR_VNPAY_HASH_SECRET}\n", encoding="utf-8")
+    with pytest.raises(StartupError) as refused:
+        load_connectors(PaymentSettings(connectors_file=str(path)))
+    assert "hash_secret" in str(refused.value) and "_env" in str(refused.value)
+
+
+def test_the_kubernetes_base_connectors_file_loads() -> None:
+    registry = load_connectors(PaymentSettings(connectors_file="deploy/k8s/base/payment/connectors.yaml"))
+    assert not registry.is_available("vnpay")   # none enabled until an overlay says which
 
 
 def test_a_registry_is_a_lookup_and_an_availability() -> None:
