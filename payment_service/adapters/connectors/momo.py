@@ -61,9 +61,12 @@ SETTLEMENT_FIELDS = ("accessKey", "date", "partnerCode", "requestId")
 
 SUCCESS = 0
 # 1000 initiated (waiting for the payer), 7000/7002 processing, 9000 authorised but not captured.
-_PENDING_CODES = frozenset({1000, 7000, 7002, 9000})
+_PENDING_CODES = frozenset({1000, 7000, 7002, 8000, 9000})   # 8000: waiting for the payer to confirm again
 # 1005 the payment link expired, 1006 the payer declined, 1003 cancelled.
 _CANCELLED_CODES = frozenset({1003, 1005, 1006})
+# The payer's wallet or bank refused: 1001 insufficient funds, 1002 issuer declined, 1004 over the limit,
+# 1007 inactive account, 1026 restricted by a promotion, 4001 restricted account, 4100 the payer failed to log in.
+_DECLINED_CODES = frozenset({1001, 1002, 1004, 1007, 1026, 4001, 4100})
 NOT_FOUND = 42
 
 SETTLEMENT_LAYOUT = SettlementLayout(
@@ -85,7 +88,11 @@ def status_for(result_code: int) -> ConnectorStatus:
         return ConnectorStatus.PENDING
     if result_code in _CANCELLED_CODES:
         return ConnectorStatus.CANCELLED
-    return ConnectorStatus.FAILED
+    if result_code in _DECLINED_CODES:
+        return ConnectorStatus.FAILED
+    # Anything else (10 maintenance, 43 already being processed, 99 unknown error...) says nothing about whether
+    # the payer paid: never a failure that would close the payment.
+    return ConnectorStatus.UNKNOWN
 
 
 class MomoConnector(ConnectorBase):

@@ -104,8 +104,11 @@ def test_an_unknown_order_still_parses_for_the_core_to_answer(connector):
     assert connector.parse_callback(post(ipn(orderId="UNKNOWN1"))).reference == "UNKNOWN1"
 
 
-@pytest.mark.parametrize(("code", "status"), [(1006, ConnectorStatus.CANCELLED), (1005, ConnectorStatus.CANCELLED),
-                                              (1001, ConnectorStatus.FAILED), (7000, ConnectorStatus.PENDING)])
+@pytest.mark.parametrize(("code", "status"), [
+    (1006, ConnectorStatus.CANCELLED), (1005, ConnectorStatus.CANCELLED), (1001, ConnectorStatus.FAILED),
+    (7000, ConnectorStatus.PENDING), (8000, ConnectorStatus.PENDING),
+    # MoMo's own trouble says nothing about the payer: never a failure that would close the payment.
+    (10, ConnectorStatus.UNKNOWN), (43, ConnectorStatus.UNKNOWN), (99, ConnectorStatus.UNKNOWN)])
 def test_result_codes(connector, code, status):
     assert connector.parse_callback(post(ipn(resultCode=code))).status is status
 
