@@ -32,6 +32,8 @@ from payment_service.domain.connector import (
     CallbackOutcome,
     CallbackReply,
     CallbackRequest,
+    ConnectorError,
+    ConnectorErrorKind,
     ConnectorInfo,
     ConnectorResult,
     ConnectorStatus,
@@ -114,8 +116,10 @@ class VietQrTransferConnector(ConnectorBase):
             credits.extend(item for item in page if isinstance(item, dict))
             cursor = str(answer.get("next_cursor") or "")
             if not cursor:
-                break
-        return credits
+                return credits
+        # More credits than we read: the one we look for may be among the rest, so "not paid" cannot be said.
+        raise ConnectorError(ConnectorErrorKind.UNAVAILABLE,
+                             f"credits: more than {MAX_CREDIT_PAGES} pages since the payment was created")
 
     def query_status(self, reference: str, *, amount: int, created_at: datetime,
                      provider_reference: str = "") -> ConnectorResult:

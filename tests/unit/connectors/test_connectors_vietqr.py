@@ -118,6 +118,24 @@ def test_a_forged_credit_notice_is_refused(connector):
     assert failure.value.kind is ConnectorErrorKind.BAD_SIGNATURE
 
 
+def bank_answer(request: requests.PreparedRequest, payload: dict) -> tuple[int, dict[str, str], bytes]:
+    """The collecting bank's signed 200 answer carrying ``payload``."""
+    body = json.dumps(payload).encode()
+    timestamp, nonce = str(int(NOW.timestamp())), "answer-nonce-00001"
+    base = "\n".join(["DVC-PORTAL-1", "RESPONSE 200", str(request.headers["X-DVC-Nonce"]), timestamp, nonce,
+                      "bank-1", hashlib.sha256(body).hexdigest()]).encode()
+    return 200, {"X-DVC-Key-Id": "bank-1", "X-DVC-Timestamp": timestamp, "X-DVC-Nonce": nonce,
+                 "X-DVC-Signature": base64.b64encode(BANK_KEY.sign(base)).decode()}, body
+
+
+def test_a_credit_list_longer_than_the_pages_read_is_no_answer_not_unpaid(connector, transport):
+    # The transfer sought may be on a page not read: saying PENDING would let expiry close a paid payment.
+    transport.handler = lambda request: bank_answer(request, {"credits": [], "next_cursor": "more"})
+    with pytest.raises(ConnectorError) as failure:
+        connector.query_status(REF, amount=150_000, created_at=NOW)
+    assert failure.value.kind is ConnectorErrorKind.UNAVAILABLE
+
+
 def test_status_adds_up_the_credits_carrying_the_reference(connector, transport):
     credits = [{"bank_transaction_id": "FT1", "amount": 100000, "transfer_note": f"{REF} dot 1",
                 "credited_at": "2026-11-22T02:00:00+00:00"},
@@ -126,15 +144,7 @@ def test_status_adds_up_the_credits_carrying_the_reference(connector, transport)
                {"bank_transaction_id": "FT3", "amount": 50000, "transfer_note": f"{spaced(REF)} dot 2",
                 "credited_at": "2026-11-22T02:02:00+00:00"}]
 
-    def answer(request: requests.PreparedRequest):
-        body = json.dumps({"credits": credits, "next_cursor": ""}).encode()
-        timestamp, nonce = str(int(NOW.timestamp())), "answer-nonce-00001"
-        base = "\n".join(["DVC-PORTAL-1", "RESPONSE 200", str(request.headers["X-DVC-Nonce"]), timestamp, nonce,
-                          "bank-1", hashlib.sha256(body).hexdigest()]).encode()
-        return 200, {"X-DVC-Key-Id": "bank-1", "X-DVC-Timestamp": timestamp, "X-DVC-Nonce": nonce,
-                     "X-DVC-Signature": base64.b64encode(BANK_KEY.sign(base)).decode()}, body
-
-    transport.handler = answer
+    transport.handler = lambda request: bank_answer(request, {"credits": credits, "next_cursor": ""})
     partial = connector.query_status(REF, amount=200_000, created_at=NOW)
     assert (partial.status, partial.amount) == (ConnectorStatus.PENDING, 150_000)   # partial payments stay pending
     full = connector.query_status(REF, amount=150_000, created_at=NOW)
