@@ -89,6 +89,8 @@ def extract_reference(note: str) -> str:
 class VietQrTransferConnector(ConnectorBase):
     """The collecting bank of the agencies' beneficiary accounts, reporting NAPAS 247 credits."""
 
+    creates_without_calling = True   # the payer scans the VietQR the platform already drew
+
     def __init__(self, code: str, config: ConfigEntry, *, clock: Clock = utc_now,
                  session: requests.Session | None = None, nonces: NonceStore | None = None) -> None:
         info = ConnectorInfo(code=code, display_name=config.text("display_name", "VietQR (NAPAS 247)"),

@@ -105,6 +105,8 @@ def pipe_signature(params: Mapping[str, Any], names: tuple[str, ...], secret: st
 class VnpayConnector(ConnectorBase):
     """VNPay gateway (cards, bank apps, VNPay-QR) for one merchant terminal (TmnCode)."""
 
+    creates_without_calling = True   # the payer is sent to a signed URL built here
+
     settlement_layout = SETTLEMENT_LAYOUT
 
     def __init__(self, code: str, config: ConfigEntry, *, clock: Clock = utc_now,

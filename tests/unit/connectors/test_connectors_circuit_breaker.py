@@ -192,3 +192,16 @@ def test_inbound_callbacks_are_never_refused_by_an_open_circuit(setup):
     _clock, inner, wrapped, _code = setup
     fail_times(wrapped, inner, 3)
     assert wrapped.parse_callback(CallbackRequest("POST", {}, {}, b"ok")).reference == "R"
+
+
+def test_a_create_that_calls_no_one_neither_closes_an_open_circuit_nor_takes_the_probe(setup):
+    clock, inner, wrapped, _code = setup
+    inner.creates_without_calling = True   # as VNPay's signed URL and VietQR's drawn code
+    order = PaymentOrder("p1", "R", 1, "note", "970405", "1", datetime(2026, 1, 1, tzinfo=UTC))
+    fail_times(wrapped, inner, 3)
+    assert wrapped.create(order).status is ConnectorStatus.PENDING      # still offered while the API is down
+    assert wrapped.breaker.state is BreakerState.OPEN
+    clock.now += 30
+    wrapped.create(order)
+    fail_times(wrapped, inner, 1)               # the half-open probe is the next real call, and it fails
+    assert wrapped.breaker.state is BreakerState.OPEN
