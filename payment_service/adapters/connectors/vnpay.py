@@ -160,8 +160,8 @@ class VnpayConnector(ConnectorBase):
             raise protocol_error(f"{operation}: answer is about another transaction")
         return answer
 
-    def _request_base(self, command: str, reference: str, order_info: str) -> dict[str, str]:
-        return {"vnp_RequestId": uuid.uuid4().hex, "vnp_Version": VERSION, "vnp_Command": command,
+    def _request_base(self, command: str, reference: str, order_info: str, request_id: str = "") -> dict[str, str]:
+        return {"vnp_RequestId": request_id or uuid.uuid4().hex, "vnp_Version": VERSION, "vnp_Command": command,
                 "vnp_TmnCode": self.tmn_code, "vnp_TxnRef": reference, "vnp_OrderInfo": order_info,
                 "vnp_CreateDate": vn_timestamp(self.clock()), "vnp_IpAddr": self.ip_address}
 
@@ -194,7 +194,9 @@ class VnpayConnector(ConnectorBase):
                created_at: datetime | None = None) -> RefundResult:
         """Refund through the merchant API; VNPay wants the original transaction date, which the caller passes
         when it has it (otherwise today is sent and VNPay may refuse)."""
-        params = self._request_base("refund", reference, f"Refund {refund_id}")
+        # The platform's refund id (the same on every retry of one refund) is VNPay's request id, which VNPay
+        # says must not repeat: a retry after a lost answer is then recognised instead of refunding twice.
+        params = self._request_base("refund", reference, f"Refund {refund_id}", request_id=refund_id[:32])
         params.update({
             # 03 (partial) is accepted for any amount up to what was paid, so the caller need not say which.
             "vnp_TransactionType": "03", "vnp_Amount": str(amount * AMOUNT_UNIT),
