@@ -15,8 +15,12 @@ FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 AGENCY_KIND = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
 MAX_METADATA_VALUE_CHARS = 2000
 MAX_METADATA_FIELDS = 64
-_INTEGER = re.compile(r"-?\d{1,18}")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# ASCII digits only (\d takes any script's), no leading zeros or "-0": the form every receiving system parses.
+_INTEGER = re.compile(r"0|-?[1-9][0-9]{0,17}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# RFC 3339 as written, before parsing: fromisoformat also takes compact, week and seconds-less forms.
+_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+                       r"(?:Z|[+-][0-9]{2}:[0-9]{2})")
 
 
 def type_from_mapping(raw: Mapping[str, Any]) -> DocumentType:
@@ -83,6 +87,8 @@ def _parses_as(field_type: FieldType, value: str) -> bool:
         except ValueError:
             return False
         return True
+    if not _DATETIME.fullmatch(value):
+        return False
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

@@ -479,7 +479,7 @@ class WalletHandlers:
             # Same manifest, not same signature bytes: ECDSA signatures differ on every signing.
             return document_manifest(earlier) == document_manifest(again)
         return (earlier.content_sha256 == again.content_sha256 and earlier.type_code == again.type_code
-                and earlier.title == again.title)
+                and earlier.title == again.title and earlier.metadata == again.metadata)
 
     def _remove_quietly(self, key: str) -> None:
         try:

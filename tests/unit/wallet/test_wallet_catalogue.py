@@ -35,6 +35,14 @@ def test_an_issued_document_needs_every_required_field():
     ("paid_at", "2026-01-31 09:30"),
     ("paid_at", "2026-01-31T09:30:00"),
     ("receipt_number", "   "),
+    # Forms other systems would not parse: other scripts' digits, leading zeros, -0, and date-times Python
+    # reads but RFC 3339 does not allow (no seconds, compact, week dates).
+    ("amount_vnd", "\u0661\u0662\u0663\u0664\u0665"),
+    ("amount_vnd", "050000"),
+    ("amount_vnd", "-0"),
+    ("paid_at", "2026-01-31T09:30Z"),
+    ("paid_at", "20260131T093000+0700"),
+    ("paid_at", "2026-W05-6T09:30:00+07:00"),
 ])
 def test_values_must_parse_as_their_declared_type(field, value):
     metadata = {"receipt_number": "BL-1", "payment_reference": "PAY1", "amount_vnd": "50000",
@@ -42,6 +50,13 @@ def test_values_must_parse_as_their_declared_type(field, value):
     with pytest.raises(InvalidArgument) as refused:
         check_metadata(_types()["FEE_RECEIPT"], metadata, require_all=True)
     assert [violation.field for violation in refused.value.violations] == [f"metadata.{field}"]
+
+
+def test_well_formed_values_still_pass():
+    for amount, paid_at in (("0", "2026-01-31T09:30:00Z"), ("50000", "2026-01-31T09:30:00.5+07:00"),
+                            ("-15", "2026-01-31T02:30:00+00:00")):
+        check_metadata(_types()["FEE_RECEIPT"], {"receipt_number": "BL-1", "payment_reference": "PAY1",
+                                                 "amount_vnd": amount, "paid_at": paid_at}, require_all=True)
 
 
 def test_dates_must_exist_on_the_calendar_and_booleans_are_words():

@@ -298,6 +298,17 @@ def test_a_citizen_upload_is_marked_self_uploaded(wallet):
     assert wallet.database.log[CITIZEN][0].action is AccessAction.UPLOADED
 
 
+def test_an_upload_retried_with_other_metadata_is_a_reused_key_not_the_first_document(wallet):
+    scan = b"\xff\xd8\xff\xe0 jpeg scan"
+    first = UploadCommand("BIRTH_CERT", "Khai sinh", {"full_name": "A"}, "u1")
+    wallet.handlers.upload_own_document(citizen(), first, [scan])
+    _, replayed = wallet.handlers.upload_own_document(citizen(), first, [scan])
+    assert replayed
+    with pytest.raises(Conflict) as refused:
+        wallet.handlers.upload_own_document(citizen(), replace(first, metadata={"full_name": "B"}), [scan])
+    assert refused.value.reason == "IDEMPOTENCY_KEY_REUSED"
+
+
 def test_a_citizen_upload_is_checked_like_any_content(wallet):
     with pytest.raises(InvalidArgument) as refused:
         wallet.handlers.upload_own_document(citizen(), UploadCommand("", "notes", {}, "u1"), [b"hello"])
