@@ -10,6 +10,8 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
+from prometheus_client import Counter
+
 from payment_service.domain.connector import ConnectorError, ConnectorResult, ConnectorStatus, SettlementLine
 from payment_service.domain.model import PAID_STATUSES, EventSource
 from payment_service.domain.reconciliation import MatchStatus, ReconciliationItem, reconcile
@@ -26,6 +28,9 @@ from payment_service.service_layer.services import (
 from servicekit.errors import InvalidArgument, NotFound, Unavailable
 
 log = logging.getLogger("dvc.payments.reconciliation")
+# What the DvcReconciliationMismatches alert watches: lines a status query could not resolve.
+MISMATCHES = Counter("dvc_reconciliation_mismatches", "Settlement lines left disagreeing with the ledger after "
+                     "status queries, by connector and verdict", ["connector", "status"])
 
 MAX_STATISTICS_DAYS = 366
 
@@ -131,6 +136,9 @@ class Reporting:
         with self.services.uow_factory() as uow:
             uow.reconciliation.add(report, stored)
             uow.commit()
+        for line in stored:
+            if line.item.status is not MatchStatus.MATCHED and not line.resolved:
+                MISMATCHES.labels(connector_code, line.item.status.value).inc()
         return self._summary(report, None)
 
     def _stored(self, connector_code: str, key: str) -> ReconciliationReport | None:

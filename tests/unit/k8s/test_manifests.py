@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import json
 import math
@@ -235,6 +236,44 @@ def test_prometheus_scrapes_every_metrics_port() -> None:
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/port"] == str(SERVICES[service].metrics)
+
+
+def exported_metric_names() -> set[str]:
+    """Every series name the three services can export, read from the registry their modules fill on import."""
+    for module in ("identity_service.bootstrap", "payment_service.bootstrap", "wallet_service.bootstrap",
+                   "payment_service.adapters.connector_registry", "servicekit.process"):
+        importlib.import_module(module)
+    from prometheus_client import REGISTRY
+
+    names: set[str] = set()
+    for family in REGISTRY.collect():
+        names |= {family.name + suffix for suffix in ("", "_total", "_bucket", "_sum", "_count", "_created")}
+    return names
+
+
+def test_every_metric_an_alert_or_panel_queries_is_one_the_code_exports() -> None:
+    rule = objects("prod", "PrometheusRule")["dvc-platform-slos"]
+    expressions = " ".join(item["expr"] for group in rule["spec"]["groups"] for item in group["rules"])
+    dashboards = [obj for obj in objects("prod", "ConfigMap").values()
+                  if obj["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    dashboard = json.loads(dashboards[0]["data"]["dvc-platform.json"])
+    queries = " ".join(target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", []))
+    queried = set(re.findall(r"\bdvc_[a-z0-9_]+", expressions + " " + queries))
+    assert queried and queried <= exported_metric_names(), f"never exported: {queried - exported_metric_names()}"
+
+
+def test_latency_objectives_leave_out_every_streaming_rpc() -> None:
+    # A stream lasts as long as its client reads: held to a unary p99 it would page for nothing.
+    streaming = set(re.findall(r"rpc (\w+)\((?:stream [^)]*|[^)]*)\) returns \(stream|rpc (\w+)\(stream",
+                               " ".join(path.read_text() for path in Path("proto").rglob("*.proto"))))
+    methods = {name for pair in streaming for name in pair if name}
+    assert {"RedeemShare", "WatchPayments", "IssueDocument"} <= methods
+    rule = objects("prod", "PrometheusRule")["dvc-platform-slos"]
+    [p99] = [item["expr"] for group in rule["spec"]["groups"] for item in group["rules"]
+             if item.get("record") == "dvc:grpc_server_handling_seconds:p99_rate5m"]
+    excluded = re.search(r'grpc_method!~"([^"]+)"', p99)
+    assert excluded is not None
+    assert all(re.fullmatch(excluded.group(1), method) for method in methods), methods
 
 
 def test_alerts_and_dashboard_cover_every_slo_metric() -> None:

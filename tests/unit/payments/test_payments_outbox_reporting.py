@@ -300,3 +300,17 @@ def test_statistics_count_online_payments_per_agency_procedure_channel_and_day(w
         world.reporting.statistics(HN, "2026-03-02", "2026-03-03", "HCM")
     with pytest.raises(InvalidArgument):
         world.reporting.statistics(HCM, "2026-03-03", "2026-03-02", "")
+
+
+def test_unresolved_reconciliation_mismatches_are_counted_for_the_alert(world: World) -> None:
+    from prometheus_client import REGISTRY
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("dvc_reconciliation_mismatches_total",
+                                         {"connector": "bank_a", "status": "missing_in_ledger"}) or 0.0
+
+    before = counted()
+    day = T0.date()
+    world.bank.settlements[day] = [SettlementLine("DVCNOSUCHPAYMENT", "FT9", 185_000, ConnectorStatus.SUCCEEDED, day)]
+    world.reporting.import_settlement(ADMIN, "bank_a", day.isoformat(), b"", "")
+    assert counted() == before + 1
