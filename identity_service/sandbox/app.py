@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import unquote_plus, urlencode, urlparse
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -243,7 +243,9 @@ def create_app(provider: str = PROVIDER_VNEID, *, issuer: str | None = None,
     def client_credentials() -> tuple[str, str]:
         authorization = request.authorization
         if authorization is not None and authorization.type == "basic":
-            return authorization.username or "", authorization.password or ""
+            # RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding; a lenient provider would hide a
+            # client that forgets to.
+            return unquote_plus(authorization.username or ""), unquote_plus(authorization.password or "")
         return request.form.get("client_id", ""), request.form.get("client_secret", "")
 
     @app.post("/token")
@@ -252,7 +254,7 @@ def create_app(provider: str = PROVIDER_VNEID, *, issuer: str | None = None,
             return oauth_error("unsupported_grant_type", "only authorization_code is supported")
         client_id, client_secret = client_credentials()
         client = state.clients.get(client_id)
-        if client is None or not hmac.compare_digest(client.client_secret, client_secret):
+        if client is None or not hmac.compare_digest(client.client_secret.encode(), client_secret.encode()):
             return oauth_error("invalid_client", "client authentication failed", 401)
         code = request.form.get("code", "")
         if not code:

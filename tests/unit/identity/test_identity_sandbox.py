@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote_plus, urlparse
 
 import jwt
 import pytest
 from flask.testing import FlaskClient
 
 from identity_service.domain import pkce
-from identity_service.sandbox.app import create_app
+from identity_service.sandbox.app import SandboxClient, create_app
 
 ISSUER = "http://127.0.0.1:8091"
 CALLBACK = "http://127.0.0.1:8081/login/callback"
@@ -157,3 +157,20 @@ def test_the_login_page_escapes_what_the_client_sent(client: FlaskClient) -> Non
                                                               state='"><script>alert(1)</script>'))
     assert page.status_code == 200
     assert "<script>alert(1)</script>" not in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("secret", "sent_encoded", "status"), [
+    ("p+q/r=&ổ", True, 200),     # form-urlencoded before Basic, as RFC 6749 §2.3.1 asks
+    ("p+q/r=&ổ", False, 401),    # raw: a real provider would refuse it, so the sandbox does too
+])
+def test_basic_client_credentials_are_form_decoded_and_odd_secrets_never_crash(secret: str, sent_encoded: bool,
+                                                                               status: int) -> None:
+    client = create_app("vneid", issuer=ISSUER,
+                        clients={"dvc-portal": SandboxClient("dvc-portal", secret)}).test_client()
+    verifier = pkce.new_verifier()
+    code = get_code(client, verifier)
+    password = quote_plus(secret) if sent_encoded else secret
+    basic = base64.b64encode(f"dvc-portal:{password}".encode()).decode()
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK, "code_verifier": verifier}
+    response = client.post("/token", data=form, headers={"Authorization": f"Basic {basic}"})
+    assert response.status_code == status
