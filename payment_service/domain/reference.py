@@ -43,11 +43,11 @@ def is_valid(reference: str) -> bool:
 
 
 def find_in_note(note: str) -> tuple[str | None, bool]:
-    """The first valid reference in a bank transfer note, and whether a reference-like token was seen at all
-    (True with None means the note was garbled: the payer or the bank changed a character)."""
+    """The one valid reference in a bank transfer note, and whether a reference-like token was seen at all (True
+    with None means the note was garbled, or named two payments: which one the money is for is a person's call)."""
     compact = "".join(note.upper().split())
-    for start in range(len(compact) - LENGTH + 1):
-        candidate = compact[start:start + LENGTH]
-        if candidate.startswith(PREFIX) and is_valid(candidate):
-            return candidate, True
+    found = {compact[start:start + LENGTH] for start in range(len(compact) - LENGTH + 1)
+             if compact.startswith(PREFIX, start) and is_valid(compact[start:start + LENGTH])}
+    if len(found) == 1:
+        return found.pop(), True
     return None, PREFIX in compact

@@ -358,3 +358,11 @@ def test_expiry_does_not_wait_on_a_connector_that_is_down_or_failing(world: Worl
     assert world.services.expire_due() == 1 and "query_status" in world.bank.calls
     assert world.stored(behind_open_circuit.id).status is PaymentStatus.EXPIRED
     assert world.stored(failing.id).status is PaymentStatus.EXPIRED
+
+
+def test_a_transfer_note_naming_two_payments_is_held_for_review_not_credited_to_the_first(world: World) -> None:
+    first, second = world.create("one"), world.create("two")
+    outcome = world.services.handle_notification("vietqr", credit(f"{first.reference} {second.reference}", 185_000))
+    assert outcome is CallbackOutcome.ACCEPTED
+    assert [item.reason for item in world.store.reviews] == ["garbled_reference"]
+    assert world.stored(first.id).paid_amount == world.stored(second.id).paid_amount == 0
