@@ -58,8 +58,8 @@ DEV_WALLET_CLIENT_SECRET = "dev-secret-dvc-payment-service-0004"
 class PaymentSettings(ServiceSettings):
     """Settings of the payment service (PAYMENT_*); every one has a default that works with zero configuration."""
 
-    environment: str = setting("development", "'production' turns off the demo seed and requires the receipt key "
-                                              "and wallet credentials")
+    environment: str = setting("development", "development or production; production turns off the demo seed and "
+                                              "requires the connectors file, the receipt key and wallet credentials")
     public_base_url: str = setting("http://127.0.0.1:8082", "public address of the HTTP edge (QR images, channel "
                                                             "pages, connector callbacks)")
     connectors_file: str = setting("", "YAML file with a top-level 'connectors:' mapping of code to settings; "

@@ -110,6 +110,34 @@ def test_each_service_has_grpc_server_http_edge_worker_and_migration_job(overlay
         assert mounts(worker) == mounts(grpc)
 
 
+def sync_wave(obj: Mapping[str, Any]) -> int:
+    """Argo CD's sync wave of an object (0 unless annotated)."""
+    return int((obj["metadata"].get("annotations") or {}).get("argocd.argoproj.io/sync-wave", "0"))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_argo_cd_syncs_what_a_migration_job_references_in_an_earlier_wave(overlay: str) -> None:
+    # Argo CD starts a wave only when the previous one is healthy: a Job whose ServiceAccount or ConfigMaps come in
+    # a later wave never gets a pod, and the sync waits for it until the Job's deadline.
+    by_kind_and_name = {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered(overlay)}
+    jobs = [obj for obj in rendered(overlay) if obj["kind"] == "Job"
+            and obj["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "migrate"]
+    assert len(jobs) == len(SERVICES)
+    for job in jobs:
+        spec = job["spec"]["template"]["spec"]
+        references = [("ServiceAccount", spec["serviceAccountName"])]
+        references += [("ConfigMap", source["configMapRef"]["name"]) for container in spec["containers"]
+                       for source in container.get("envFrom", []) if "configMapRef" in source]
+        assert len(references) > 1
+        for reference in references:
+            assert reference in by_kind_and_name, f"{job['metadata']['name']} references a missing {reference}"
+            assert sync_wave(by_kind_and_name[reference]) < sync_wave(job), (job["metadata"]["name"], reference)
+        # The databases the Jobs migrate (CloudNativePG in prod) come before them too.
+        for (kind, name), obj in by_kind_and_name.items():
+            if kind in ("Cluster", "Database"):
+                assert sync_wave(obj) < sync_wave(job), (job["metadata"]["name"], kind, name)
+
+
 def mounts(container: Mapping[str, Any]) -> list[tuple[str, str]]:
     return sorted((mount["name"], mount["mountPath"]) for mount in container.get("volumeMounts", []))
 
