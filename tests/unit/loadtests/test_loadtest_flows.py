@@ -88,7 +88,7 @@ class Wallet:
                 document=wpb.Document(document_id=document_id), verification=wpb.Verification(valid=True),
                 content_follows=True))
             yield wpb.RedeemShareResponse(chunk=wpb.ContentChunk(
-                document_id=document_id, data=content[:-1] + b"!" if self.tamper else content))
+                document_id=document_id, data=content[:-1] + bytes([content[-1] ^ 0xFF]) if self.tamper else content))
 
 
 def world() -> World:
