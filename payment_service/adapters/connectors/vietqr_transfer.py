@@ -119,8 +119,9 @@ class VietQrTransferConnector(ConnectorBase):
             cursor = str(answer.get("next_cursor") or "")
             if not cursor:
                 return credits
-        # More credits than we read: the one we look for may be among the rest, so "not paid" cannot be said.
-        raise ConnectorError(ConnectorErrorKind.UNAVAILABLE,
+        # More credits than we read: the one we look for may be among the rest, so "not paid" cannot be said. The
+        # bank answered, so this is a refusal, not an outage: it must not open the circuit for every payer.
+        raise ConnectorError(ConnectorErrorKind.REJECTED,
                              f"credits: more than {MAX_CREDIT_PAGES} pages since the payment was created")
 
     def query_status(self, reference: str, *, amount: int, created_at: datetime,

@@ -133,7 +133,8 @@ def test_a_credit_list_longer_than_the_pages_read_is_no_answer_not_unpaid(connec
     transport.handler = lambda request: bank_answer(request, {"credits": [], "next_cursor": "more"})
     with pytest.raises(ConnectorError) as failure:
         connector.query_status(REF, amount=150_000, created_at=NOW)
-    assert failure.value.kind is ConnectorErrorKind.UNAVAILABLE
+    # No answer about this payment, but the bank is up: the circuit stays closed for every other payer.
+    assert failure.value.kind is ConnectorErrorKind.REJECTED and not failure.value.counts_against_health
 
 
 def test_status_adds_up_the_credits_carrying_the_reference(connector, transport):

@@ -21,17 +21,25 @@ def upgrade() -> None:
     """Upgrade schema."""
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('credited', sa.JSON(), server_default='[]', nullable=False))
-    # A payment already paid was counted once, for the transaction it remembers (partial VietQR credits before
-    # this revision are known only as that last one: a re-reported earlier credit would be counted again).
+    # Each payment already credited gets the transactions its events recorded (a partial VietQR payment has one
+    # event per credit): an unnamed key for a transaction that was never named would swallow the next real one.
     payments = sa.table('payments', sa.column('id', sa.String), sa.column('connector_code', sa.String),
-                        sa.column('provider_reference', sa.String), sa.column('paid_amount', sa.BigInteger),
-                        sa.column('credited', sa.JSON))
+                        sa.column('paid_amount', sa.BigInteger), sa.column('credited', sa.JSON))
+    events = sa.table('payment_events', sa.column('payment_id', sa.String), sa.column('sequence', sa.Integer),
+                      sa.column('type', sa.String), sa.column('data', sa.JSON))
     connection = op.get_bind()
-    rows = connection.execute(sa.select(payments.c.id, payments.c.connector_code, payments.c.provider_reference)
-                              .where(payments.c.paid_amount > 0)).all()
-    for row in rows:
-        connection.execute(payments.update().where(payments.c.id == row.id)
-                           .values(credited=[f"{row.connector_code}/{row.provider_reference}"]))
+    credited = connection.execute(sa.select(payments.c.id, payments.c.connector_code)
+                                  .where(payments.c.paid_amount > 0)).all()
+    for payment_id, connector_code in credited:
+        keys: list[str] = []
+        for (data,) in connection.execute(
+                sa.select(events.c.data).where(events.c.payment_id == payment_id, events.c.type.in_(
+                    ['payment.partially_paid', 'payment.succeeded', 'payment.late_success']))
+                .order_by(events.c.sequence)):
+            key = f"{data.get('connector') or connector_code}/{data.get('provider_reference') or ''}"
+            if key not in keys:
+                keys.append(key)
+        connection.execute(payments.update().where(payments.c.id == payment_id).values(credited=keys))
 
 
 def downgrade() -> None:
