@@ -381,8 +381,10 @@ class Payment:
 
     def refund(self, amount: int, refund_id: str, at: datetime, source: EventSource = EventSource.API) -> None:
         """Refund part or all of what was paid; a late payment on a closed payment is refundable too."""
+        # Late money keeps a closed or fully refunded payment where it is, but is refundable all the same.
+        stays = self.status in CLOSED_UNPAID or self.status is PaymentStatus.REFUNDED
         refundable_state = self.status in (PaymentStatus.SUCCEEDED, PaymentStatus.PARTIALLY_REFUNDED) or (
-            FLAG_REFUND_REQUIRED in self.flags and self.status in CLOSED_UNPAID)
+            FLAG_REFUND_REQUIRED in self.flags and stays)
         if not refundable_state:
             raise FailedPrecondition(f"payment {self.reference} is {self.status.value}; only paid payments can be "
                                      "refunded", reason="ILLEGAL_TRANSITION",
@@ -392,8 +394,8 @@ class Payment:
                                                    f"(paid {self.paid_amount}, refunded {self.refunded_amount})")
         self.refunded_amount += amount
         data = {"refund_id": refund_id, "refunded": amount, "refunded_total": self.refunded_amount}
-        if self.status in CLOSED_UNPAID:
-            # The payment stays closed; the refund of the stray money is still an event the agency sees.
+        if stays:
+            # The payment stays as it is; the refund of the stray money is still an event the agency sees.
             if self.refundable_amount == 0:
                 self.flags.discard(FLAG_REFUND_REQUIRED)
             self._record(EventType.REFUNDED, self.status, self.status, source, at, data)

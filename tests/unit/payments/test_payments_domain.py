@@ -119,6 +119,17 @@ def test_a_second_payment_through_another_channel_is_money_to_give_back_not_a_du
     assert payment.paid_amount == 200_000 and payment.new_events == []
 
 
+def test_a_second_payment_after_a_full_refund_is_refundable_too() -> None:
+    payment = new_payment()
+    payment.record_success(100_000, "bank_a", "TX-A", EventSource.CALLBACK, T0)
+    payment.refund(100_000, "r1", T0)
+    assert payment.status is PaymentStatus.REFUNDED
+    assert payment.record_success(100_000, "bank_b", "TX-B", EventSource.CALLBACK, T0) is CreditResult.LATE
+    payment.refund(100_000, "r2", T0)   # the payer's second payment goes back as well
+    assert (payment.status, payment.refundable_amount) == (PaymentStatus.REFUNDED, 0)
+    assert FLAG_REFUND_REQUIRED not in payment.flags
+
+
 def test_late_money_on_a_closed_payment_is_counted_once_however_often_it_is_reported() -> None:
     payment = new_payment()
     later = T0 + timedelta(hours=2)
