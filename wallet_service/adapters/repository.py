@@ -449,10 +449,9 @@ class SqlAccessLog(_Repository):
         query = query.order_by(table.c.sequence.desc()).offset(offset).limit(limit)
         return [_entry_from_row(row) for row in self._execute(query).mappings()]
 
-    def chain(self, citizen_id: str, *, through: int) -> Iterator[AccessLogEntry]:
+    def chain(self, citizen_id: str) -> Iterator[AccessLogEntry]:
         table = orm.access_log
-        query = select(table).where(table.c.citizen_id == citizen_id, table.c.sequence <= through
-                                    ).order_by(table.c.sequence)
+        query = select(table).where(table.c.citizen_id == citizen_id).order_by(table.c.sequence)
         for row in self._execute(query.execution_options(yield_per=1000)).mappings():
             yield _entry_from_row(row)
 

@@ -958,11 +958,15 @@ class WalletHandlers:
     def verify_access_log(self, principal: Principal) -> ChainCheck:
         owner = wallet_owner(principal)
         with self._uow() as uow:
-            # Head first, then the chain only up to it: entries and head move in one transaction, so every entry
-            # up to the head is committed, while entries appended after the head was read (each statement sees
-            # its own snapshot) would otherwise look like a chain longer than its head.
-            head = uow.log.head(owner, lock=False)
-            return verify_chain(uow.log.chain(owner, through=head[0]), head=head)
+            # Head first, then the whole chain: entries and head move in one transaction, so a chain longer than
+            # the head read before it was either appended meanwhile (read both again) or written without moving
+            # the head, which is tampering: after a few reads that still disagree, the check says so.
+            for _ in range(3):
+                head = uow.log.head(owner, lock=False)
+                entries = list(uow.log.chain(owner))
+                if not entries or entries[-1].sequence <= head[0]:
+                    break
+            return verify_chain(iter(entries), head=head)
 
     # --- housekeeping --------------------------------------------------------------------------------------
 

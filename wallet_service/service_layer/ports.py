@@ -156,8 +156,8 @@ class AccessLogRepository(Protocol):
         """Newest first."""
         ...
 
-    def chain(self, citizen_id: str, *, through: int) -> Iterator[AccessLogEntry]:
-        """The entries up to sequence ``through``, oldest first."""
+    def chain(self, citizen_id: str) -> Iterator[AccessLogEntry]:
+        """Every entry, oldest first."""
         ...
 
 

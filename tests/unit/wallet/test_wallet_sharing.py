@@ -467,15 +467,25 @@ def test_an_edited_log_entry_is_reported(wallet):
 def test_an_entry_committed_while_the_log_is_verified_is_no_false_alarm(wallet):
     document = _issue(wallet)
     wallet.handlers.get_document(citizen(), document.document_id)
+    _LogWithAnAppendAfterTheHead.raced = False
     racing = WalletHandlers(lambda: _EntryCommitsAfterTheHeadIsRead(wallet.database), wallet.storage,
                             clock=wallet.clock)
     check = racing.verify_access_log(citizen())
-    assert check.intact and check.entries_checked == 2
+    assert check.intact and check.entries_checked == 3   # the racing entry is verified with the head it moved
     # What was really changed is still caught.
     entries = wallet.database.log[CITIZEN]
     entries[1] = replace(entries[1], actor_subject="nobody")
     check = racing.verify_access_log(citizen())
     assert not check.intact and check.first_broken_sequence == 2
+
+
+def test_an_entry_written_without_moving_the_head_is_caught(wallet):
+    wallet.handlers.get_document(citizen(), _issue(wallet).document_id)
+    sequence, last_hash = FakeLog(wallet.database).head(CITIZEN, lock=False)
+    # Appended straight into the table, as someone with database access and no head update would.
+    wallet.database.log[CITIZEN].append(next_entry(CITIZEN, sequence + 1, last_hash, LogActor("intruder", "client"),
+                                                   LogEvent(AccessAction.READ), datetime(2026, 3, 1, tzinfo=UTC)))
+    assert not wallet.handlers.verify_access_log(citizen()).intact
 
 
 class _EntryCommitsAfterTheHeadIsRead(FakeUnitOfWork):
@@ -489,10 +499,14 @@ class _EntryCommitsAfterTheHeadIsRead(FakeUnitOfWork):
 
 
 class _LogWithAnAppendAfterTheHead(FakeLog):
+    raced = False   # one concurrent append, the first time the head is read
+
     def head(self, citizen_id: str, *, lock: bool) -> tuple[int, str]:
         sequence, last_hash = super().head(citizen_id, lock=lock)
-        self.append([next_entry(citizen_id, sequence + 1, last_hash, LogActor("ubnd-q1-system", "client"),
-                                LogEvent(AccessAction.READ), datetime(2026, 3, 1, 9, 0, tzinfo=UTC))])
+        if not _LogWithAnAppendAfterTheHead.raced:
+            _LogWithAnAppendAfterTheHead.raced = True
+            self.append([next_entry(citizen_id, sequence + 1, last_hash, LogActor("ubnd-q1-system", "client"),
+                                    LogEvent(AccessAction.READ), datetime(2026, 3, 1, 9, 0, tzinfo=UTC))])
         return sequence, last_hash
 
 

@@ -221,9 +221,8 @@ class FakeLog:
                    if not document_id or entry.document_id == document_id]
         return entries[offset:offset + limit]
 
-    def chain(self, citizen_id: str, *, through: int) -> Iterator[AccessLogEntry]:
-        yield from sorted((entry for entry in self.state.log.get(citizen_id, []) if entry.sequence <= through),
-                          key=lambda entry: entry.sequence)
+    def chain(self, citizen_id: str) -> Iterator[AccessLogEntry]:
+        yield from sorted(self.state.log.get(citizen_id, []), key=lambda entry: entry.sequence)
 
 
 class FakeUnitOfWork:
