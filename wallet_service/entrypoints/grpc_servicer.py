@@ -353,13 +353,17 @@ class WalletServicer(wallet_pb2_grpc.WalletServiceServicer):
         presigned, read_content = _delivery(request.delivery)
         redemption = self.handlers.redeem_share(principal, request.share_id)
         yield pb.RedeemShareResponse(share=share_message(redemption.share, self._now()))
+        handed_over = False
         for document in redemption.documents:
             try:
                 delivery = self.handlers.deliver(principal, document, presigned=presigned, read_content=read_content)
             except Unavailable as failure:
-                # Nothing more can be handed over now: a retry must not find the share used up.
-                self.handlers.give_back_use(principal, request.share_id, failure.message)
+                # Nothing could be handed over: a retry must not find the share used up. Once one document went
+                # out the use stands, or a single-use share could hand that document over twice.
+                if not handed_over:
+                    self.handlers.give_back_use(principal, request.share_id, failure.message)
                 raise
+            handed_over = True
             follows = delivery.content is not None
             yield pb.RedeemShareResponse(document=pb.RedeemedDocument(
                 document=document_message(document, self._now()),

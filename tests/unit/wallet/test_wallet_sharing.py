@@ -550,3 +550,28 @@ def test_a_redemption_the_storage_fails_gives_its_use_back_so_the_retry_succeeds
     finally:
         reset_principal(token)
     assert _actions(wallet)[-3:] == [AccessAction.REDEEMED, AccessAction.REDEMPTION_FAILED, AccessAction.REDEEMED]
+
+
+def test_a_redemption_that_handed_a_document_over_keeps_its_use_when_the_next_one_fails(wallet, monkeypatch):
+    first, second = _issue(wallet), _issue(wallet, content=PDF + b"2", key="issue-2")
+    share = _share(wallet, [first.document_id, second.document_id], max_uses=1)
+    servicer = WalletServicer(wallet.handlers, wallet.clock)
+    reads = []
+    real_get = wallet.storage.get
+
+    def second_read_fails(key: str, max_bytes: int) -> bytes | None:
+        reads.append(key)
+        if len(reads) == 2:
+            raise Unavailable("object storage unreachable", reason="STORAGE_UNAVAILABLE")
+        return real_get(key, max_bytes)
+
+    monkeypatch.setattr(wallet.storage, "get", second_read_fails)
+    token = set_principal(REDEEMER)
+    try:
+        with pytest.raises(Unavailable):
+            list(servicer.RedeemShare(wallet_pb2.RedeemShareRequest(share_id=share.share_id), None))
+    finally:
+        reset_principal(token)
+    # One document went out: giving the use back would let a single-use share hand it over a second time.
+    assert wallet.database.shares[share.share_id].use_count == 1
+    assert AccessAction.REDEMPTION_FAILED not in _actions(wallet)
