@@ -565,10 +565,22 @@ class PaymentServices:
         with self.uow_factory() as uow:
             payment = uow.payments.get_by_reference(notification.reference.strip().upper(), lock=True)
             refund = uow.refunds.by_id(notification.refund_id) if notification.refund_id else None
-            if payment is None or refund is None or refund.payment_id != payment.id:
+            if payment is None or (refund is not None and refund.payment_id != payment.id):
                 log.warning("refund result for no refund of ours", extra={
                     "connector": connector_code, "reference": notification.reference[:40]})
                 return CallbackOutcome.UNKNOWN_REFERENCE
+            if refund is None:
+                # Our payment, a refund we hold no record of: its answer was lost (the call timed out and rolled
+                # back), so money may have moved. A person must see it, not a log line.
+                if notification.notification_id and uow.notifications.seen(connector_code,
+                                                                           notification.notification_id):
+                    return CallbackOutcome.DUPLICATE
+                if notification.notification_id:
+                    uow.notifications.record(connector_code, notification.notification_id, payment.id,
+                                             "unknown_refund", self.clock.now())
+                uow.reviews.add(self._review_item(connector_code, notification, "unknown_refund", payment))
+                uow.commit()
+                return CallbackOutcome.ACCEPTED
             if notification.notification_id and uow.notifications.seen(connector_code, notification.notification_id):
                 return CallbackOutcome.DUPLICATE
             outcome = CallbackOutcome.ACCEPTED

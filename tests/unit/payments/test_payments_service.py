@@ -416,3 +416,12 @@ def test_a_refund_result_naming_another_payments_refund_changes_nothing(world: W
                                                                           ConnectorStatus.FAILED))
     assert outcome is CallbackOutcome.UNKNOWN_REFERENCE
     assert world.stored(paid_here).refunded_amount == 85_000 and world.store.reviews == []
+
+
+def test_a_refund_result_for_a_refund_whose_answer_was_lost_is_held_for_review(world: World) -> None:
+    payment_id = _paid(world)   # the refund call timed out and rolled back: no refund row, money may have moved
+    notice = _refund_result(payment_id, world, "a" * 32, ConnectorStatus.FAILED)
+    assert world.services.handle_notification("bank_a", notice) is CallbackOutcome.ACCEPTED
+    assert [(item.reason, item.payment_id) for item in world.store.reviews] == [("unknown_refund", payment_id)]
+    assert world.services.handle_notification("bank_a", notice) is CallbackOutcome.DUPLICATE
+    assert len(world.store.reviews) == 1
