@@ -159,15 +159,14 @@ class VnpayProtocol:
             amount = int(body.get("vnp_Amount", "")) // vnpay.AMOUNT_UNIT
         except ValueError:
             return {"vnp_ResponseCode": "03", "vnp_Message": "Invalid amount"}
-        earlier = payment.earlier_refund(body.get("vnp_RequestId"))
-        if earlier is not None:
-            amount, refund_no = int(earlier["amount"]), str(earlier["refund_no"])
-        else:
-            refunded = sum(int(item["amount"]) for item in payment.refunds)
-            if payment.status is not Status.SUCCEEDED or amount <= 0 or refunded + amount > payment.paid_amount:
-                return {"vnp_ResponseCode": "95", "vnp_Message": "Transaction cannot be refunded"}
-            refund_no = sandbox.provider_reference("9")
-            payment.refunds.append({"amount": amount, "refund_no": refund_no, "refund_id": body.get("vnp_RequestId")})
+        if payment.earlier_refund(body.get("vnp_RequestId")) is not None:
+            # VNPay refuses a request id it has already seen (94) rather than answering it again.
+            return {"vnp_ResponseCode": "94", "vnp_Message": "Duplicate request"}
+        refunded = sum(int(item["amount"]) for item in payment.refunds)
+        if payment.status is not Status.SUCCEEDED or amount <= 0 or refunded + amount > payment.paid_amount:
+            return {"vnp_ResponseCode": "95", "vnp_Message": "Transaction cannot be refunded"}
+        refund_no = sandbox.provider_reference("9")
+        payment.refunds.append({"amount": amount, "refund_no": refund_no, "refund_id": body.get("vnp_RequestId")})
         return {"vnp_ResponseCode": "00", "vnp_Message": "Refund success", "vnp_Amount": str(body["vnp_Amount"]),
                 "vnp_TransactionNo": refund_no, "vnp_TransactionType": body.get("vnp_TransactionType", "03"),
                 "vnp_TransactionStatus": "05", "vnp_BankCode": "NCB", "vnp_PayDate": vn_timestamp(payment.created_at),

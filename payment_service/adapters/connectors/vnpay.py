@@ -66,6 +66,7 @@ _CANCELLED_CODES = frozenset({"24", "11"})
 # of a paid transaction; the rest (02 error, 04 reversed...) mean not paid.
 _PAID_STATUSES = frozenset({"00", "05", "06", "09"})
 _PENDING_STATUSES = frozenset({"01", "07"})
+DUPLICATE_REQUEST = "94"   # a vnp_RequestId VNPay has already received
 QUERY_NOT_FOUND = "91"
 
 REPLIES: Mapping[CallbackOutcome, tuple[str, str]] = {
@@ -205,6 +206,11 @@ class VnpayConnector(ConnectorBase):
         })
         answer = self._api("refund", params, REFUND_REQUEST_FIELDS, REFUND_RESPONSE_FIELDS)
         code = str(answer.get("vnp_ResponseCode", ""))
+        if code == DUPLICATE_REQUEST:
+            # VNPay already holds this very refund (an earlier attempt whose answer was lost) and will not say
+            # how it ended: neither done nor refused, so nothing is recorded and a person checks the portal.
+            raise ConnectorError(ConnectorErrorKind.REJECTED, "VNPay already received this refund request (94); "
+                                 "check its outcome in the VNPay merchant portal", provider_code=code)
         return RefundResult(accepted=code == "00", provider_reference=str(answer.get("vnp_TransactionNo", "")),
                             provider_code=code, message=str(answer.get("vnp_Message", "")))
 
