@@ -58,6 +58,18 @@ class ReceivedContent:
         self.body.close()
 
 
+def _carries_active_markup(spool: IO[bytes], block: int = 65_536) -> bool:
+    """Whether spooled XML holds markup a browser would run; read again only for XML, so PDFs and images pay
+    nothing. Each block is searched with the end of the one before, so a match cut in two is still found."""
+    spool.seek(0)
+    tail = b""
+    while piece := spool.read(block):
+        if _ACTIVE_MARKUP.search(tail + piece):
+            return True
+        tail = piece[-_MARKUP_OVERLAP:]
+    return False
+
+
 def receive_content(chunks: Iterable[bytes], *, max_bytes: int = MAX_CONTENT_BYTES,
                     field_path: str = "chunk") -> ReceivedContent:
     """Read every chunk, refusing oversize content as soon as it passes the limit (without reading the rest),
@@ -66,8 +78,6 @@ def receive_content(chunks: Iterable[bytes], *, max_bytes: int = MAX_CONTENT_BYT
     digest = hashlib.sha256()
     size = 0
     head = b""
-    tail = b""
-    active = False
     try:
         for chunk in chunks:
             if not chunk:
@@ -78,16 +88,12 @@ def receive_content(chunks: Iterable[bytes], *, max_bytes: int = MAX_CONTENT_BYT
                                              reason="CONTENT_TOO_LARGE")
             if len(head) < SNIFF_BYTES:
                 head += chunk[:SNIFF_BYTES - len(head)]
-            # Searched across chunk boundaries: the tail of the previous chunk is searched again with this one.
-            if _ACTIVE_MARKUP.search(tail + chunk):
-                active = True
-            tail = chunk[-_MARKUP_OVERLAP:]
             digest.update(chunk)
             spool.write(chunk)
         if size == 0:
             raise InvalidArgument.single(field_path, "content is empty", reason="CONTENT_EMPTY")
         content_type = sniff_content_type(head)
-        if content_type == XML and active:
+        if content_type == XML and _carries_active_markup(spool):
             raise InvalidArgument.single(field_path, "XML that a browser would run as a page or image (XHTML, SVG) "
                                                      "or that carries a DTD is not accepted",
                                          reason="CONTENT_TYPE_NOT_ALLOWED")
