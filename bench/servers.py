@@ -5,29 +5,22 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import multiprocessing.connection
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from servicekit.config import ServiceSettings
-from servicekit.logs import configure_logging
+from servicekit.logs import configure_discarded_logging
 
 
 def _child(target: str, kwargs: dict[str, Any], pipe: multiprocessing.connection.Connection) -> None:
-    production_logging()
+    configure_discarded_logging()
     module_name, _, function_name = target.partition(":")
     started = getattr(importlib.import_module(module_name), function_name)(**kwargs)
     pipe.send(started.info if hasattr(started, "info") else started["info"])
     pipe.recv()  # any message means stop
     (started.stop if hasattr(started, "stop") else started["stop"])()
     pipe.send("stopped")
-
-
-def production_logging() -> None:
-    """The access log every server writes in production (one JSON line per call at INFO), formatted and written
-    as there, into /dev/null so it does not bury the table. Echo and product servers pay the same."""
-    configure_logging("INFO", stream=open(os.devnull, "w"))
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -66,3 +67,9 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     root.setLevel(level.upper())
     # Per-request HTTP lines from the embedded werkzeug servers would double the access log.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+def configure_discarded_logging() -> None:
+    """The production access log (one JSON line per call at INFO), formatted and written as in production but
+    into /dev/null: benchmarks pay its cost without burying their table. Echo and product servers alike."""
+    configure_logging("INFO", stream=open(os.devnull, "w"))

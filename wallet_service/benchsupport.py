@@ -42,12 +42,12 @@ def bench_token_issuer(seed: str) -> LocalTokenIssuer:
 
 def _serve(database_url: str, s3_endpoint: str, access_key: str, secret_key: str, bucket: str, seed: str,
            pipe: multiprocessing.connection.Connection) -> None:
-    from bench.servers import production_logging
     from servicekit.config import PlatformSettings
+    from servicekit.logs import configure_discarded_logging
     from servicekit.process import start
     from wallet_service.bootstrap import SPEC, WalletSettings
 
-    production_logging()
+    configure_discarded_logging()
     settings = WalletSettings(database_url=database_url, s3_endpoint=s3_endpoint, s3_access_key=access_key,
                               s3_secret_key=secret_key, s3_bucket=bucket, metrics_port=-1)
     running = start(SPEC, settings, PlatformSettings(), http=False,
