@@ -529,10 +529,7 @@ class PaymentServices:
             if credit and not payment.receives_into(notification.credited_account):
                 # The note names this payment but the money reached another account (another agency's): it
                 # pays nothing here, and a person must find where it belongs.
-                if notification.notification_id:
-                    uow.notifications.record(connector_code, notification.notification_id, payment.id,
-                                             "wrong_account", now)
-                uow.reviews.add(self._review_item(connector_code, notification, "wrong_account", payment))
+                self._hold(uow, connector_code, notification, "wrong_account", payment)
                 uow.commit()
                 return CallbackOutcome.ACCEPTED
             agency = uow.agencies.get(payment.agency_code)
@@ -569,20 +566,14 @@ class PaymentServices:
                 log.warning("refund result for no refund of ours", extra={
                     "connector": connector_code, "reference": notification.reference[:40]})
                 return CallbackOutcome.UNKNOWN_REFERENCE
+            if notification.notification_id and uow.notifications.seen(connector_code, notification.notification_id):
+                return CallbackOutcome.DUPLICATE
             if refund is None:
                 # Our payment, a refund we hold no record of: its answer was lost (the call timed out and rolled
                 # back), so money may have moved. A person must see it, not a log line.
-                if notification.notification_id and uow.notifications.seen(connector_code,
-                                                                           notification.notification_id):
-                    return CallbackOutcome.DUPLICATE
-                if notification.notification_id:
-                    uow.notifications.record(connector_code, notification.notification_id, payment.id,
-                                             "unknown_refund", self.clock.now())
-                uow.reviews.add(self._review_item(connector_code, notification, "unknown_refund", payment))
+                self._hold(uow, connector_code, notification, "unknown_refund", payment)
                 uow.commit()
                 return CallbackOutcome.ACCEPTED
-            if notification.notification_id and uow.notifications.seen(connector_code, notification.notification_id):
-                return CallbackOutcome.DUPLICATE
             outcome = CallbackOutcome.ACCEPTED
             if refund.status != "accepted" or notification.status is ConnectorStatus.PENDING:
                 outcome = CallbackOutcome.DUPLICATE   # already final, or nothing final to say yet
@@ -639,21 +630,26 @@ class PaymentServices:
         marker = "status-query:" + hashlib.sha256(answer.encode()).hexdigest()[:40]
         if uow.notifications.seen(connector_code, marker):
             return
-        uow.notifications.record(connector_code, marker, payment.id, outcome.value, self.clock.now())
         as_notice = InboundNotification(NotificationKind.PAYMENT_RESULT, payment.reference, result.status,
                                         result.amount or 0, result.provider_reference[:64], marker,
                                         transfer_note=result.message)
         reason = "amount_mismatch" if outcome is CallbackOutcome.AMOUNT_MISMATCH else "overpayment"
-        uow.reviews.add(self._review_item(connector_code, as_notice, reason, payment))
+        self._hold(uow, connector_code, as_notice, reason, payment)
+
+    def _hold(self, uow: UnitOfWork, connector_code: str, notification: InboundNotification, reason: str,
+              payment: Payment | None = None) -> None:
+        """Queue a notice for a person, and record it as seen so the counterpart's retries do not queue it again."""
+        if notification.notification_id:
+            uow.notifications.record(connector_code, notification.notification_id, payment.id if payment else "",
+                                     reason, self.clock.now())
+        uow.reviews.add(self._review_item(connector_code, notification, reason, payment))
 
     def _review(self, connector_code: str, notification: InboundNotification, reason: str,
                 outcome: CallbackOutcome) -> CallbackOutcome:
         with self.uow_factory() as uow:
-            if notification.notification_id:
-                if uow.notifications.seen(connector_code, notification.notification_id):
-                    return CallbackOutcome.DUPLICATE
-                uow.notifications.record(connector_code, notification.notification_id, "", reason, self.clock.now())
-            uow.reviews.add(self._review_item(connector_code, notification, reason))
+            if notification.notification_id and uow.notifications.seen(connector_code, notification.notification_id):
+                return CallbackOutcome.DUPLICATE
+            self._hold(uow, connector_code, notification, reason)
             try:
                 uow.commit()
             except DuplicateKey:
