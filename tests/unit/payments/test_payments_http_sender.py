@@ -6,7 +6,8 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -17,9 +18,9 @@ from payment_service.domain.connector import ConnectorError, ConnectorErrorKind
 from payment_service.service_layer.outbox import DispatchPolicy
 
 
-@pytest.fixture
-def trickling_agency() -> Iterator[str]:
-    """An HTTP endpoint that sends its status line at once, then one body byte every 0.2 s for 20 s."""
+@contextmanager
+def one_answer(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """An HTTP endpoint on loopback that reads one request and writes ``answer`` to it by hand (stopped on exit)."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
@@ -27,21 +28,34 @@ def trickling_agency() -> Iterator[str]:
         connection, _ = listener.accept()
         with connection:
             connection.recv(65536)
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
-            for _ in range(100):
-                if stop.wait(0.2):
-                    return
-                try:
-                    connection.sendall(b"x")
-                except OSError:
-                    return
+            answer(connection, stop)
 
     worker = threading.Thread(target=serve, daemon=True)
     worker.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/callbacks"
-    stop.set()
-    listener.close()
-    worker.join(timeout=5)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/endpoint"
+    finally:
+        stop.set()
+        listener.close()
+        worker.join(timeout=5)
+
+
+@pytest.fixture
+def trickling_agency() -> Iterator[str]:
+    """The status line at once, then one body byte every 0.2 s for 20 s."""
+
+    def trickle(connection: socket.socket, stop: threading.Event) -> None:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        for _ in range(100):
+            if stop.wait(0.2):
+                return
+            try:
+                connection.sendall(b"x")
+            except OSError:
+                return
+
+    with one_answer(trickle) as url:
+        yield url
 
 
 def test_a_trickling_answer_is_cut_off_at_the_timeout(trickling_agency: str) -> None:
@@ -62,20 +76,10 @@ def test_the_lease_outlasts_a_batch_in_which_every_delivery_runs_to_its_timeout(
 
 @pytest.fixture
 def cut_off_answer() -> Iterator[str]:
-    """An endpoint that promises 100 bytes, sends 10 and closes the connection."""
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        connection, _ = listener.accept()
-        with connection:
-            connection.recv(65536)
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
-
-    worker = threading.Thread(target=serve, daemon=True)
-    worker.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}/status"
-    listener.close()
-    worker.join(timeout=5)
+    """Promises 100 bytes, sends 10 and closes the connection."""
+    with one_answer(lambda connection, _: connection.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")) as url:
+        yield url
 
 
 def test_an_answer_cut_off_mid_body_is_a_connector_error_not_a_crash(cut_off_answer: str) -> None:
