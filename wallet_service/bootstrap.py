@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from flask import Flask
 from minio import Minio
 from sqlalchemy.engine import Engine
 
@@ -30,7 +31,6 @@ from wallet_service.domain.catalogue import type_from_mapping
 from wallet_service.domain.manifest import PrivateKey, public_pem
 from wallet_service.domain.model import DocumentType, SignatureAlgorithm
 from wallet_service.entrypoints.grpc_servicer import PUBLIC_METHODS, wallet_registration
-from wallet_service.entrypoints.http import create_app
 from wallet_service.entrypoints.pages import mount_wallet_pages
 from wallet_service.service_layer.handlers import WalletHandlers
 from wallet_service.service_layer.ports import ObjectStorage
@@ -237,7 +237,7 @@ def build(settings: WalletSettings, platform: PlatformSettings, engine: Engine, 
                                      timeout_seconds=settings.s3_timeout_seconds)
     handlers = build_handlers(settings, engine, storage)
 
-    app = create_app()
+    app = Flask("wallet_service")   # the citizen's pages mount on it; servicekit adds the probes
 
     def mount_pages() -> Callable[[], None] | None:
         """The citizen's pages, over this service's own gRPC API."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from flask import Flask
 
 from servicekit.health import install_http_probes
 from servicekit.settings import StartupError
 from wallet_service.bootstrap import WalletSettings, _seeds_dev_keys, dev_issuer_keys
 from wallet_service.domain.manifest import load_public_key, sign, signature_verifies
-from wallet_service.entrypoints.http import create_app
 
 
 def test_dev_keys_are_the_same_in_every_process_and_sign_verifiably():
@@ -40,7 +40,7 @@ def test_probes_report_each_failing_dependency():
         raise ConnectionError("down")
 
     def app_with(checks):
-        app = create_app()
+        app = Flask("wallet_service")
         install_http_probes(app, checks)
         return app.test_client()
 
